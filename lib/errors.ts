@@ -1,0 +1,41 @@
+/**
+ * Errors thrown by groupcache carry a stable `code` so callers can branch on
+ * them without parsing messages. Messages name the thing at fault: the route,
+ * the group, the option.
+ */
+export type GroupcacheErrorCode =
+  /** A plugin, route or store option has a bad value. */
+  | 'GC_INVALID_OPTION'
+  /** A group definition is not one of the supported forms. */
+  | 'GC_INVALID_GROUP'
+  /** A group names a param that the route does not have. */
+  | 'GC_UNKNOWN_PARAM'
+  /** A group names a param that the values given do not have. */
+  | 'GC_MISSING_VALUE'
+  /** A mapping value is not a string, number, boolean or bigint. */
+  | 'GC_INVALID_VALUE'
+  /** A value given to the function cache cannot be serialized. */
+  | 'GC_NOT_SERIALIZABLE'
+  /** A store call did not answer within the timeout. */
+  | 'GC_STORE_TIMEOUT'
+  /** A route pattern cannot be used (Express route tables). */
+  | 'GC_INVALID_PATTERN'
+
+export class GroupcacheError extends Error {
+  readonly code: GroupcacheErrorCode
+  constructor(code: GroupcacheErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = 'GroupcacheError'
+    this.code = code
+  }
+}
+
+/** A bad value passed at call time (a bump, a function-cache call): DESIGN §2 makes these TypeErrors. */
+export class GroupcacheTypeError extends TypeError {
+  readonly code: GroupcacheErrorCode
+  constructor(code: GroupcacheErrorCode, message: string) {
+    super(message)
+    this.name = 'GroupcacheTypeError'
+    this.code = code
+  }
+}

@@ -1,0 +1,167 @@
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions, onRequestAsyncHookHandler, onSendHookHandler } from 'fastify'
+import fp from 'fastify-plugin'
+import type { GenerationalCache } from './core/generational-cache.js'
+import type { CacheStats } from './core/generations.js'
+import type { GroupDef, GroupValues } from './core/groups.js'
+import { fastifyRouteParams } from './fastify-params.js'
+import type { HttpCache, Miss } from './http/http-cache.js'
+import { createHttpCache, type GroupcacheOptions } from './http/options.js'
+import type { CompiledRoute, RouteCacheOptions } from './http/route.js'
+
+/** `app.groupcache` */
+export interface GroupcacheDecorator {
+  /** Bumps one group now (values default to none). Resolves false when the bump was kept for retry. */
+  bump(def: GroupDef, values?: GroupValues): Promise<boolean>
+  /** Bumps a route's generation, or with params one view group of it. */
+  bumpRoute(urlPattern: string, params?: GroupValues): Promise<boolean>
+  /** Orphans every entry at once by moving the epoch on. */
+  clear(): Promise<boolean>
+  stats(): CacheStats
+  /** The cache underneath, with the function-cache API. */
+  readonly cache: GenerationalCache
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Cache this route's GET/HEAD responses, or declare its bumps (see RouteCacheOptions). */
+    cache?: boolean | RouteCacheOptions
+  }
+  interface FastifyReply {
+    /**
+     * Records a bump of a group, applied after the handler finishes and before
+     * the response is written. Values default to the request's params.
+     */
+    bumpGroup(def: GroupDef, values?: GroupValues): FastifyReply
+  }
+  interface FastifyInstance {
+    groupcache: GroupcacheDecorator
+  }
+}
+
+const kMiss = Symbol('groupcache.miss')
+const kBumps = Symbol('groupcache.bumps')
+
+type Req = FastifyRequest & { [kMiss]: Miss | null }
+type Rep = FastifyReply & { [kBumps]: string[] | null }
+
+function addHook<K extends 'onRequest' | 'onSend' | 'onResponse' | 'onRequestAbort'>(routeOptions: RouteOptions, name: K, hook: unknown): void {
+  const existing = routeOptions[name] as unknown
+  ;(routeOptions as unknown as Record<string, unknown[]>)[name] = existing === undefined ? [hook] : Array.isArray(existing) ? [...existing, hook] : [existing, hook]
+}
+
+const plugin: FastifyPluginAsync<GroupcacheOptions> = async (fastify, options) => {
+  const http = createHttpCache(options, fastify.log)
+  const gens = http.gens
+
+  fastify.decorate('groupcache', {
+    cache: gens,
+    bump: (def: GroupDef, values?: GroupValues) => gens.bump(def, values),
+    bumpRoute: (pattern: string, params?: GroupValues) => http.bumpRoute(pattern, params),
+    clear: () => gens.clear(),
+    stats: () => gens.getStats()
+  } satisfies GroupcacheDecorator)
+  fastify.decorateRequest(kMiss, null)
+  fastify.decorateReply(kBumps, null)
+  fastify.decorateReply('bumpGroup', function bumpGroup(this: FastifyReply, def: GroupDef, values?: GroupValues) {
+    const key = http.bumpKey(def, values ?? (this.request.params as GroupValues), this.request)
+    const reply = this as Rep
+    if (reply.sent) void gens.bumpKeys([key])
+    else (reply[kBumps] ??= []).push(key)
+    return this
+  })
+
+  // Applies the bumps a handler recorded (and the route declared) after the
+  // handler finished and before the response is written: a client that got
+  // the mutation's response never reads the old data afterwards. bumpKeys
+  // never rejects: a bump the store refuses is kept and retried.
+  fastify.addHook('onSend', function applyBumps(_request, reply, payload, done) {
+    const keys = (reply as Rep)[kBumps]
+    if (keys === null) return done(null, payload)
+    ;(reply as Rep)[kBumps] = null
+    void gens.bumpKeys(keys).then(() => done(null, payload))
+  })
+
+  fastify.addHook('onRoute', (routeOptions) => {
+    const config = routeOptions.config?.cache
+    if (config === undefined || config === false) return
+    const methods = ([] as string[]).concat(routeOptions.method)
+    const { params, optional } = fastifyRouteParams(routeOptions.url)
+    const route = http.compile(
+      {
+        pattern: routeOptions.url,
+        name: `${methods.join(',')} ${routeOptions.url}`,
+        params,
+        cacheable: methods.some((m) => m === 'GET' || m === 'HEAD')
+      },
+      config
+    )
+    // An optional param that is absent counts as the empty string.
+    const absent = optional.length === 0 ? undefined : Object.fromEntries(optional.map((p) => [p, '']))
+    const paramsOf = absent === undefined ? (request: FastifyRequest) => request.params as GroupValues : (request: FastifyRequest) => ({ ...absent, ...(request.params as GroupValues) })
+    if (route.bumps.length > 0) {
+      addHook(routeOptions, 'onRequest', declaredBumpsHook(http, route, paramsOf))
+    }
+    if (route.cached) {
+      addHook(routeOptions, 'onRequest', lookupHook(http, route, paramsOf))
+      addHook(routeOptions, 'onSend', storeHook(http))
+      addHook(routeOptions, 'onResponse', abandonHook(http))
+      addHook(routeOptions, 'onRequestAbort', abandonHook(http))
+    }
+  })
+
+  fastify.addHook('onClose', () => gens.close())
+}
+
+type ParamsOf = (request: FastifyRequest) => GroupValues
+
+function declaredBumpsHook(http: HttpCache, route: CompiledRoute, paramsOf: ParamsOf) {
+  // Resolved before the handler runs, so a group that cannot be resolved fails the request before any mutation.
+  return function recordDeclaredBumps(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
+    const keys = http.declaredBumps(route, paramsOf(request), request)
+    const rep = reply as Rep
+    rep[kBumps] = rep[kBumps] === null ? keys : [...rep[kBumps], ...keys]
+    done()
+  }
+}
+
+function lookupHook(http: HttpCache, route: CompiledRoute, paramsOf: ParamsOf): onRequestAsyncHookHandler {
+  return async function groupcacheLookup(request, reply) {
+    const begin = await http.begin(route, { method: request.method, url: request.url, headers: request.headers, params: paramsOf(request), raw: request })
+    if (begin.kind === 'miss') {
+      ;(request as Req)[kMiss] = begin
+      return
+    }
+    if (begin.kind === 'bypass') {
+      reply.header('cache-status', begin.cacheStatus)
+      return
+    }
+    reply.code(begin.status).headers(begin.headers).header('cache-status', begin.cacheStatus)
+    if (begin.age !== undefined) reply.header('age', begin.age)
+    return reply.send(begin.body)
+  }
+}
+
+function storeHook(http: HttpCache): onSendHookHandler {
+  return async function groupcacheStore(request, reply, payload) {
+    const miss = (request as Req)[kMiss]
+    if (miss === null) return payload
+    const finish = await http.finish(miss, reply.statusCode, reply.getHeaders(), payload)
+    reply.header('cache-status', finish.cacheStatus)
+    if (finish.etag !== undefined && !reply.hasHeader('etag')) reply.header('etag', finish.etag)
+    return payload
+  }
+}
+
+function abandonHook(http: HttpCache) {
+  return function groupcacheAbandon(request: FastifyRequest, ...rest: unknown[]): void {
+    const miss = (request as Req)[kMiss]
+    if (miss !== null) http.abandon(miss)
+    const done = rest[rest.length - 1]
+    if (typeof done === 'function') done()
+  }
+}
+
+/** The Fastify plugin: register it before the routes it caches. */
+export const groupcache = fp(plugin, { name: 'groupcache', fastify: '5.x' })
+export default groupcache
+export type { FastifyInstance }

@@ -1,0 +1,23 @@
+/** RFC 9211 Cache-Status values, exactly as DESIGN §4 lists them. */
+export const CACHE_STATUS = {
+  stored: 'groupcache; fwd=miss; stored',
+  miss: 'groupcache; fwd=miss',
+  collapsed: 'groupcache; fwd=miss; collapsed',
+  hit: (ttlSeconds: number): string => `groupcache; hit; ttl=${ttlSeconds}`,
+  bypass: (detail: BypassDetail): string => `groupcache; fwd=bypass; detail=${detail}`
+} as const
+
+/** Why the cache was skipped for a request. */
+export type BypassDetail =
+  /** Not GET or HEAD. */
+  | 'method'
+  /** The request carries Authorization and the route did not opt in. */
+  | 'authorization'
+  /** A group of this request has a bump that has not reached the store yet. */
+  | 'pending-bump'
+  /** A group could not be resolved for this request (a function group threw, a value was bad). */
+  | 'group-error'
+  /** The store failed. */
+  | 'store-error'
+  /** The store did not answer within the timeout. */
+  | 'store-timeout'

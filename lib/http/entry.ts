@@ -1,0 +1,105 @@
+import { createHash } from 'node:crypto'
+
+/** Response headers as frameworks hand them over (Node's OutgoingHttpHeaders). */
+export type HeaderBag = Readonly<Record<string, number | string | readonly string[] | undefined>>
+
+/** Header values as written on a hit. */
+export type StoredHeaders = Record<string, string | string[]>
+
+/** A cached response, decoded. Shared between hits: never mutate. */
+export interface Entry {
+  readonly status: number
+  /** Headers to write on a hit (stored headers plus the ETag). */
+  readonly headers: StoredHeaders
+  /** Headers to write on a 304 (RFC 9110 §15.4.5). */
+  readonly notModifiedHeaders: StoredHeaders
+  readonly etag: string
+  /** Epoch milliseconds when stored. */
+  readonly storedAt: number
+  readonly ttlMs: number
+  readonly body: Buffer
+}
+
+/** Never stored: hop-by-hop (RFC 9110 §7.6.1), recomputed per response, or per client. */
+const NOT_STORED = new Set([
+  'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer',
+  'transfer-encoding', 'upgrade', 'date', 'set-cookie', 'content-length', 'age', 'cache-status'
+])
+const NOT_MODIFIED_KEPT = new Set(['cache-control', 'content-location', 'expires', 'vary', 'etag'])
+
+/** Strong ETag from the body bytes. */
+export function computeEtag(body: Buffer): string {
+  return `"${createHash('sha1').update(body).digest('base64url')}"`
+}
+
+/** Headers worth keeping from a response, lower-cased. */
+export function storableHeaders(headers: HeaderBag): StoredHeaders {
+  const connectionNamed = connectionTokens(headers.connection)
+  const out: StoredHeaders = {}
+  for (const name of Object.keys(headers)) {
+    const lower = name.toLowerCase()
+    const value = headers[name]
+    if (value === undefined || NOT_STORED.has(lower) || connectionNamed?.has(lower)) continue
+    out[lower] = Array.isArray(value) ? value.map(String) : String(value)
+  }
+  return out
+}
+
+function connectionTokens(value: HeaderBag[string]): Set<string> | undefined {
+  if (value === undefined) return undefined
+  return new Set(String(value).split(',').map((t) => t.trim().toLowerCase()))
+}
+
+export function makeEntry(status: number, headers: StoredHeaders, body: Buffer, storedAt: number, ttlMs: number): Entry {
+  const etag = typeof headers.etag === 'string' ? headers.etag : computeEtag(body)
+  const withEtag: StoredHeaders = { ...headers, etag }
+  const notModifiedHeaders: StoredHeaders = {}
+  for (const name of Object.keys(withEtag)) {
+    if (NOT_MODIFIED_KEPT.has(name)) notModifiedHeaders[name] = withEtag[name] as string | string[]
+  }
+  return { status, headers: withEtag, notModifiedHeaders, etag, storedAt, ttlMs, body }
+}
+
+/**
+ * Entry bytes: a format byte, a 4-byte big-endian length, a small JSON header
+ * (status, headers, times), then the body as raw bytes — no base64 or JSON
+ * wrapping of the body, which is most of the entry.
+ */
+const FORMAT = 1
+
+export function encodeEntry(entry: Entry): Buffer {
+  const head = Buffer.from(JSON.stringify([entry.status, entry.headers, entry.storedAt, entry.ttlMs]))
+  const out = Buffer.allocUnsafe(5 + head.length + entry.body.length)
+  out[0] = FORMAT
+  out.writeUInt32BE(head.length, 1)
+  head.copy(out, 5)
+  entry.body.copy(out, 5 + head.length)
+  return out
+}
+
+/**
+ * Decoded entries by their bytes: the memory store hands back the same Buffer
+ * on every hit, so each entry is decoded once. Redis hands back fresh Buffers,
+ * which simply miss here and are collected with the request.
+ */
+const decoded = new WeakMap<Buffer, Entry>()
+
+/** Decodes entry bytes; undefined for bytes this version cannot read (treated as a miss). */
+export function decodeEntry(bytes: Buffer): Entry | undefined {
+  const cached = decoded.get(bytes)
+  if (cached !== undefined) return cached
+  if (bytes.length < 5 || bytes[0] !== FORMAT) return undefined
+  const headLength = bytes.readUInt32BE(1)
+  if (5 + headLength > bytes.length) return undefined
+  let head: unknown
+  try {
+    head = JSON.parse(bytes.toString('utf8', 5, 5 + headLength))
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(head) || head.length !== 4) return undefined
+  const [status, headers, storedAt, ttlMs] = head as [number, StoredHeaders, number, number]
+  const entry = makeEntry(status, headers, bytes.subarray(5 + headLength), storedAt, ttlMs)
+  decoded.set(bytes, entry)
+  return entry
+}

@@ -1,0 +1,202 @@
+import { GroupcacheError } from '../errors.js'
+import { digest } from '../core/encoding.js'
+import { missingParams, type CompiledGroup, type GroupDef } from '../core/groups.js'
+import { positiveNumber, type Generations } from '../core/generations.js'
+import { versionKey } from '../core/keys.js'
+
+/** Per-route cache options (Fastify `config.cache`, Express `gc.route(...)`). */
+export interface RouteCacheOptions {
+  /** One group the response depends on. An array here is one list-of-params group. */
+  group?: GroupDef
+  /**
+   * Groups the response depends on; a list-of-params group is a nested array.
+   * With neither `group` nor `groups`, the response depends on the view group
+   * `{ route: <pattern>, ...params }`.
+   */
+  groups?: readonly GroupDef[]
+  /**
+   * Time to live of an entry, in seconds.
+   * @default the plugin's `ttl` (60)
+   */
+  ttl?: number
+  /** Groups bumped, against the request's params, when a response to this route is sent (any status). */
+  bumps?: readonly GroupDef[]
+  /**
+   * Request headers whose values are part of the key (case-insensitive).
+   * @default []
+   */
+  vary?: readonly string[]
+  /**
+   * Which query params are part of the key: `true` all, `false` none, or an allowlist.
+   * @default true
+   */
+  query?: boolean | readonly string[]
+  /**
+   * Response statuses that are stored.
+   * @default the plugin's `statuses` ([200])
+   */
+  statuses?: readonly number[]
+  /**
+   * Serve and store requests that carry `Authorization`. Off by default: this is a
+   * shared cache (RFC 9111 §3.5); turn it on only for responses that do not depend
+   * on who asks, or add `'authorization'` to `vary`.
+   * @default false
+   */
+  authorization?: boolean
+  /**
+   * Largest body stored, in bytes.
+   * @default the plugin's `maxEntryBytes` (1 MiB)
+   */
+  maxEntryBytes?: number
+}
+
+/** Plugin-level defaults for route options. */
+export interface RouteDefaults {
+  ttl: number
+  statuses: readonly number[]
+  maxEntryBytes: number
+}
+
+const ROUTE_OPTION_NAMES = new Set(['group', 'groups', 'ttl', 'bumps', 'vary', 'query', 'statuses', 'authorization', 'maxEntryBytes'])
+
+/** A group of a route: its version key when it reads no values, else how to compute it. */
+export interface RouteGroup {
+  readonly key: string | undefined
+  readonly group: CompiledGroup
+}
+
+/** A route's cache configuration, checked and precomputed once at registration. */
+export interface CompiledRoute {
+  /** The method-independent URL pattern (`/users/:userId`). */
+  readonly pattern: string
+  /** For messages: `GET /users/:userId`. */
+  readonly name: string
+  /** False for a route that only declares `bumps` (or whose methods are never cached). */
+  readonly cached: boolean
+  readonly groups: readonly RouteGroup[]
+  /** True when the response depends on the view group (no groups declared). */
+  readonly viewGroup: boolean
+  /** Route generation key `{ route: pattern }`, first of the route's version keys. */
+  readonly routeKey: string
+  /** Digest of the cache config: a changed config never serves entries of the old one. */
+  readonly fingerprint: string
+  readonly ttlMs: number
+  readonly statuses: ReadonlySet<number>
+  /** Lower-cased header names. */
+  readonly vary: readonly string[]
+  readonly query: boolean | ReadonlySet<string>
+  readonly authorization: boolean
+  readonly maxEntryBytes: number
+  readonly bumps: readonly CompiledGroup[]
+}
+
+export function routeKeyFor(gens: Generations, pattern: string): string {
+  return versionKey(gens.prefix, { route: pattern })
+}
+
+/**
+ * Checks a route's cache options and precomputes what every request needs.
+ * Throws a GroupcacheError naming the route and the option or group at fault.
+ */
+export function compileRoute(
+  gens: Generations,
+  defaults: RouteDefaults,
+  route: { pattern: string; name: string; params: readonly string[]; cacheable: boolean },
+  config: unknown
+): CompiledRoute {
+  const where = `groupcache: route ${route.name}: `
+  const options: RouteCacheOptions = config === true ? {} : (config as RouteCacheOptions)
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}cache config must be true or an object, got ${JSON.stringify(config)}`)
+  }
+  for (const name of Object.keys(options)) {
+    if (!ROUTE_OPTION_NAMES.has(name)) {
+      throw new GroupcacheError('GC_INVALID_OPTION', `${where}unknown cache option "${name}" (known: ${[...ROUTE_OPTION_NAMES].join(', ')})`)
+    }
+  }
+  if (options.group !== undefined && options.groups !== undefined) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}give either "group" or "groups", not both`)
+  }
+  if (options.groups !== undefined && !Array.isArray(options.groups)) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}option groups must be an array of group definitions (use "group" for one)`)
+  }
+  const compileChecked = (def: unknown, option: string): CompiledGroup => {
+    const group = gens.compile(def, `${where}${option}: `)
+    const missing = missingParams(group, route.params)
+    if (missing.length > 0) {
+      throw new GroupcacheError(
+        'GC_UNKNOWN_PARAM',
+        `${where}${option}: group ${group.label} names param${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}, which the route does not have (it has: ${route.params.length ? route.params.join(', ') : 'no params'})`
+      )
+    }
+    return group
+  }
+
+  const defs: readonly unknown[] = options.group !== undefined ? [options.group] : (options.groups ?? [])
+  const groups = defs.map((def): RouteGroup => {
+    const group = compileChecked(def, options.group !== undefined ? 'group' : 'groups')
+    return { group, key: group.params?.length === 0 ? gens.versionKey(group, {}) : undefined }
+  })
+  if (options.bumps !== undefined && !Array.isArray(options.bumps)) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}option bumps must be an array of group definitions`)
+  }
+  const bumps = (options.bumps ?? []).map((def) => compileChecked(def, 'bumps'))
+
+  const ttl = positiveNumber(options.ttl ?? defaults.ttl, 'ttl', where)
+  const maxEntryBytes = positiveNumber(options.maxEntryBytes ?? defaults.maxEntryBytes, 'maxEntryBytes', where)
+  const statuses = checkStatuses(options.statuses ?? defaults.statuses, where)
+  const vary = checkStringList(options.vary ?? [], 'vary', where).map((h) => h.toLowerCase())
+  const query = options.query ?? true
+  if (typeof query !== 'boolean') checkStringList(query, 'query', where)
+  if (options.authorization !== undefined && typeof options.authorization !== 'boolean') {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}option authorization must be a boolean`)
+  }
+  const cacheOnly = Object.keys(options).filter((k) => k !== 'bumps')
+  if (!route.cacheable && cacheOnly.length > 0) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}only GET and HEAD responses are cached, so only "bumps" applies here (got: ${cacheOnly.join(', ')})`)
+  }
+
+  const fingerprint = digest(
+    JSON.stringify([
+      defs.map((def) => (typeof def === 'function' ? def.toString() : JSON.stringify(def))),
+      ttl,
+      statuses,
+      vary,
+      typeof query === 'boolean' ? query : [...query].sort(),
+      options.authorization === true,
+      maxEntryBytes
+    ])
+  ).slice(0, 16)
+
+  return {
+    pattern: route.pattern,
+    name: route.name,
+    // An object holding only `bumps` declares bumps, not caching.
+    cached: route.cacheable && (cacheOnly.length > 0 || options.bumps === undefined),
+    groups,
+    viewGroup: groups.length === 0,
+    routeKey: routeKeyFor(gens, route.pattern),
+    fingerprint,
+    ttlMs: ttl * 1000,
+    statuses: new Set(statuses),
+    vary,
+    query: typeof query === 'boolean' ? query : new Set(query),
+    authorization: options.authorization === true,
+    maxEntryBytes,
+    bumps
+  }
+}
+
+function checkStatuses(statuses: unknown, where: string): number[] {
+  if (!Array.isArray(statuses) || statuses.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}option statuses must be an array of HTTP status codes, got ${JSON.stringify(statuses)}`)
+  }
+  return statuses as number[]
+}
+
+function checkStringList(list: unknown, name: string, where: string): string[] {
+  if (!Array.isArray(list) || list.some((s) => typeof s !== 'string' || s === '')) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}option ${name} must be an array of non-empty strings, got ${JSON.stringify(list)}`)
+  }
+  return list as string[]
+}

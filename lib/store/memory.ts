@@ -1,0 +1,110 @@
+import { LRUCache } from 'lru-cache'
+import { GroupcacheError } from '../errors.js'
+import { entryKey } from '../core/keys.js'
+import type { LookupResult, Store } from './store.js'
+
+export interface MemoryStoreOptions {
+  /**
+   * Upper bound on the bytes held by entries (body, headers and key, plus a
+   * fixed per-entry overhead). Least recently used entries go first.
+   * @default 67108864 (64 MiB)
+   */
+  maxBytes?: number
+  /**
+   * Upper bound on the number of entries.
+   * @default 100000
+   */
+  maxEntries?: number
+  /**
+   * Upper bound on the number of group versions kept. An evicted version is
+   * reseeded above every version this store has handed out, so eviction can
+   * cause misses but never a hit on an older generation.
+   * @default 100000
+   */
+  maxVersions?: number
+}
+
+/** Rough bytes an entry costs beyond its key and value (LRU node, maps, timestamps). */
+const ENTRY_OVERHEAD = 96
+
+function positiveInt(options: MemoryStoreOptions, name: keyof MemoryStoreOptions, fallback: number): number {
+  const value = options[name] ?? fallback
+  if (!Number.isSafeInteger(value) || value < 1) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `MemoryStore option ${name} must be a positive integer, got ${String(value)}`)
+  }
+  return value
+}
+
+/** The in-process store: bounded by bytes and entries, LRU, every entry with a TTL. */
+export class MemoryStore implements Store {
+  readonly local = true
+  readonly #entries: LRUCache<string, Buffer>
+  readonly #versions: LRUCache<string, number>
+  /** Every version handed out so far is below this: reseeds start here or later. */
+  #floor = 0
+
+  constructor(options: MemoryStoreOptions = {}) {
+    this.#entries = new LRUCache<string, Buffer>({
+      max: positiveInt(options, 'maxEntries', 100_000),
+      maxSize: positiveInt(options, 'maxBytes', 64 * 1024 * 1024),
+      sizeCalculation: (value, key) => value.byteLength + key.length + ENTRY_OVERHEAD
+    })
+    this.#versions = new LRUCache<string, number>({
+      max: positiveInt(options, 'maxVersions', 100_000),
+      // A version leaving the table (evicted, or replaced by a bump) raises the
+      // floor, so a reseed of that key can never land on a value it had.
+      dispose: (value) => {
+        if (value >= this.#floor) this.#floor = value + 1
+      }
+    })
+  }
+
+  /**
+   * A fresh version: microseconds since the epoch (about 2^50.7 today, exact in
+   * a double), and never below a version this store already handed out.
+   */
+  #seed(): number {
+    const seed = Math.max(Date.now() * 1000, this.#floor)
+    this.#floor = seed + 1
+    return seed
+  }
+
+  #version(key: string): number {
+    let version = this.#versions.get(key)
+    if (version === undefined) {
+      version = this.#seed()
+      this.#versions.set(key, version)
+    }
+    return version
+  }
+
+  async lookup(versionKeys: readonly string[], requestKey: string, entryPrefix: string): Promise<LookupResult> {
+    const versions = versionKeys.map((k) => String(this.#version(k)))
+    const key = entryKey(entryPrefix, versionKeys, versions, requestKey)
+    return { versions, entryKey: key, entry: this.#entries.get(key) }
+  }
+
+  async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
+    this.#entries.set(key, value, { ttl: ttlMs })
+  }
+
+  async delete(key: string): Promise<void> {
+    this.#entries.delete(key)
+  }
+
+  async bump(versionKeys: readonly string[]): Promise<void> {
+    for (const key of versionKeys) {
+      const current = this.#versions.get(key)
+      this.#versions.set(key, current === undefined ? this.#seed() : current + 1)
+    }
+  }
+
+  async close(): Promise<void> {
+    this.#entries.clear()
+  }
+
+  /** Entries currently held and the bytes they count for (for stats and tests). */
+  get size(): { entries: number; bytes: number; versions: number } {
+    return { entries: this.#entries.size, bytes: this.#entries.calculatedSize, versions: this.#versions.size }
+  }
+}

@@ -1,0 +1,35 @@
+/**
+ * The one interface every store implements. It is shaped by Redis: a lookup
+ * hands over everything needed to answer in one round trip (read or seed each
+ * version, derive the entry key from them, read the entry).
+ */
+export interface LookupResult {
+  /** The current version of each version key, in order (decimal strings). */
+  readonly versions: readonly string[]
+  /** The entry key derived from the versions (see lib/core/keys.ts). */
+  readonly entryKey: string
+  /** The entry's bytes, or undefined on a miss. */
+  readonly entry: Buffer | undefined
+}
+
+export interface Store {
+  /**
+   * Reads the version of every key, seeding a missing one with a fresh value
+   * that was never used for it before; derives the entry key from
+   * `entryPrefix`, the keys, their versions and `requestKey`; reads the entry.
+   */
+  lookup(versionKeys: readonly string[], requestKey: string, entryPrefix: string): Promise<LookupResult>
+  /** Stores an entry. `ttlMs` is always positive: nothing lives forever. */
+  set(key: string, value: Buffer, ttlMs: number): Promise<void>
+  /** Drops one entry. */
+  delete(key: string): Promise<void>
+  /** Atomically moves every version key on (seeding it first when missing). */
+  bump(versionKeys: readonly string[]): Promise<void>
+  /** Releases what the store owns (never a caller-owned client). */
+  close(): Promise<void>
+  /**
+   * True when calls never wait on I/O, so they need no timeout race.
+   * @default false
+   */
+  readonly local?: boolean
+}
