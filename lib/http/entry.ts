@@ -34,9 +34,11 @@ export function computeEtag(body: Buffer): string {
 
 /** Headers worth keeping from a response, lower-cased. */
 export function storableHeaders(headers: HeaderBag): StoredHeaders {
-  const connectionNamed = connectionTokens(headers.connection)
+  const names = Object.keys(headers)
+  const connection = names.find((n) => n.toLowerCase() === 'connection')
+  const connectionNamed = connection === undefined ? undefined : connectionTokens(headers[connection])
   const out: StoredHeaders = {}
-  for (const name of Object.keys(headers)) {
+  for (const name of names) {
     const lower = name.toLowerCase()
     const value = headers[name]
     if (value === undefined || NOT_STORED.has(lower) || connectionNamed?.has(lower)) continue
@@ -45,8 +47,7 @@ export function storableHeaders(headers: HeaderBag): StoredHeaders {
   return out
 }
 
-function connectionTokens(value: HeaderBag[string]): Set<string> | undefined {
-  if (value === undefined) return undefined
+function connectionTokens(value: HeaderBag[string]): Set<string> {
   return new Set(String(value).split(',').map((t) => t.trim().toLowerCase()))
 }
 

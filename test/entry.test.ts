@@ -1,0 +1,73 @@
+import t from 'tap'
+import { decodeEntry, encodeEntry, makeEntry, storableHeaders } from '../lib/http/entry.js'
+import { ifNoneMatchMatches } from '../lib/http/policy.js'
+
+t.test('hop-by-hop, per-response and per-client headers are not stored', async (t) => {
+  const kept = storableHeaders({
+    Connection: 'keep-alive, X-Hop',
+    'keep-alive': 'timeout=5',
+    'x-hop': 'named by Connection',
+    'transfer-encoding': 'chunked',
+    te: 'trailers',
+    trailer: 'x-sum',
+    upgrade: 'h2c',
+    'proxy-authenticate': 'Basic',
+    date: 'Mon, 01 Jan 2001 00:00:00 GMT',
+    'set-cookie': ['a=1'],
+    'content-length': 10,
+    age: '5',
+    'cache-status': 'upstream; hit',
+    'Content-Type': 'text/plain',
+    'x-many': ['a', 'b'],
+    'x-number': 7,
+    'x-undefined': undefined
+  })
+  t.same(kept, { 'content-type': 'text/plain', 'x-many': ['a', 'b'], 'x-number': '7' })
+})
+
+t.test('entries round-trip as bytes, the body unwrapped', async (t) => {
+  const body = Buffer.from([0, 1, 2, 255, 254, 0])
+  const entry = makeEntry(203, { 'content-type': 'application/octet-stream', 'x-list': ['1', '2'] }, body, 1_700_000_000_000, 5000)
+  const bytes = encodeEntry(entry)
+  t.ok(bytes.subarray(bytes.length - body.length).equals(body), 'the body is the last bytes, raw')
+  const copy = Buffer.from(bytes) // a fresh Buffer, as Redis returns
+  const decoded = decodeEntry(copy)
+  t.ok(decoded)
+  t.equal(decoded?.status, 203)
+  t.same(decoded?.headers, entry.headers)
+  t.equal(decoded?.etag, entry.etag)
+  t.equal(decoded?.storedAt, 1_700_000_000_000)
+  t.equal(decoded?.ttlMs, 5000)
+  t.ok(decoded?.body.equals(body))
+  t.equal(decodeEntry(copy), decoded, 'the same bytes are decoded once')
+})
+
+t.test('bytes this version cannot read are a miss, not an error', async (t) => {
+  t.equal(decodeEntry(Buffer.from('')), undefined)
+  t.equal(decodeEntry(Buffer.from([9, 0, 0, 0, 1, 0])), undefined, 'unknown format byte')
+  t.equal(decodeEntry(Buffer.from([1, 0, 0, 0, 50, 0])), undefined, 'header longer than the bytes')
+  t.equal(decodeEntry(Buffer.from([1, 0, 0, 0, 2, 0x7b, 0x7d])), undefined, 'header is not the expected array')
+  t.equal(decodeEntry(Buffer.from([1, 0, 0, 0, 1, 0x7b])), undefined, 'header is not JSON')
+})
+
+t.test('a handler ETag is kept; otherwise a strong one is computed from the body', async (t) => {
+  t.equal(makeEntry(200, { etag: 'W/"v1"' }, Buffer.from('x'), 0, 1).etag, 'W/"v1"')
+  const a = makeEntry(200, {}, Buffer.from('same'), 0, 1)
+  const b = makeEntry(200, {}, Buffer.from('same'), 5, 1)
+  const c = makeEntry(200, {}, Buffer.from('other'), 0, 1)
+  t.match(a.etag, /^"[\w-]+"$/)
+  t.equal(a.etag, b.etag)
+  t.not(a.etag, c.etag)
+  t.same(Object.keys(makeEntry(200, { 'cache-control': 'public', 'content-type': 'x', vary: 'a' }, Buffer.from(''), 0, 1).notModifiedHeaders).sort(), ['cache-control', 'etag', 'vary'])
+})
+
+t.test('If-None-Match uses the weak comparison', async (t) => {
+  t.ok(ifNoneMatchMatches('"a"', '"a"'))
+  t.ok(ifNoneMatchMatches('W/"a"', '"a"'))
+  t.ok(ifNoneMatchMatches('"a"', 'W/"a"'))
+  t.ok(ifNoneMatchMatches('"x", "a"', '"a"'))
+  t.ok(ifNoneMatchMatches(['"x"', '"a"'], '"a"'))
+  t.ok(ifNoneMatchMatches('*', '"a"'))
+  t.notOk(ifNoneMatchMatches('"b"', '"a"'))
+  t.notOk(ifNoneMatchMatches(undefined, '"a"'))
+})
