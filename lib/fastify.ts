@@ -118,8 +118,7 @@ function declaredBumpsHook(http: HttpCache, route: CompiledRoute, paramsOf: Para
   // Resolved before the handler runs, so a group that cannot be resolved fails the request before any mutation.
   return function recordDeclaredBumps(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
     const keys = http.declaredBumps(route, paramsOf(request), request)
-    const rep = reply as Rep
-    rep[kBumps] = rep[kBumps] === null ? keys : [...rep[kBumps], ...keys]
+    ;((reply as Rep)[kBumps] ??= []).push(...keys)
     done()
   }
 }

@@ -30,6 +30,23 @@ await matrix(t, async (t, { app }) => {
     t.equal(a.api.stats().misses, 1)
   })
 
+  await t.test('binary bodies and empty bodies round-trip', async (t) => {
+    const bytes = Buffer.from([0, 1, 2, 0xff, 0xfe, 0x80])
+    const a = await app([
+      { method: 'GET', path: '/bin', cache: true, handler: () => ({ body: bytes, headers: { 'content-type': 'application/octet-stream' } }) },
+      { method: 'GET', path: '/empty', cache: { statuses: [200] }, handler: () => ({}) }
+    ])
+    await a.request('GET', '/bin')
+    const hit = await a.request('GET', '/bin')
+    t.match(hit.headers['cache-status'], /hit/)
+    t.ok(hit.raw.equals(bytes), 'the same bytes')
+    t.equal(hit.headers['content-type'], 'application/octet-stream')
+    t.equal((await a.request('GET', '/empty')).headers['cache-status'], 'groupcache; fwd=miss; stored')
+    const empty = await a.request('GET', '/empty')
+    t.match(empty.headers['cache-status'], /hit/)
+    t.equal(empty.body, '')
+  })
+
   await t.test('different params are different entries', async (t) => {
     const { route, runs } = counted('/users/:userId', { groups: ['user:userId'] })
     const a = await app([route])

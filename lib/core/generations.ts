@@ -62,6 +62,7 @@ const consoleLogger: Logger = {
 export class PendingBumpError extends Error {
   constructor() {
     super('a bump of one of these groups has not reached the store yet')
+    this.name = 'PendingBumpError'
   }
 }
 
@@ -188,12 +189,12 @@ export class Generations {
    * Bumps one group, resolved against values. An array here is one
    * list-of-params group; bump several with {@link bumpMany}.
    */
-  bump(def: GroupDef, values: GroupValues = {}): Promise<boolean> {
+  async bump(def: GroupDef, values: GroupValues = {}): Promise<boolean> {
     return this.bumpKeys([this.versionKey(this.compile(def), values)])
   }
 
   /** Bumps several groups, resolved against the same values. */
-  bumpMany(defs: readonly GroupDef[], values: GroupValues = {}): Promise<boolean> {
+  async bumpMany(defs: readonly GroupDef[], values: GroupValues = {}): Promise<boolean> {
     return this.bumpKeys(this.versionKeys(defs, values))
   }
 

@@ -98,7 +98,8 @@ function checkParams(params: readonly string[], label: string, where: string): v
 }
 
 function fromSlots(label: string, params: readonly string[], slots: Slot[]): CompiledGroup {
-  slots.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  // Keys are unique within a definition, so no two compare equal.
+  slots.sort((a, b) => (a.key < b.key ? -1 : 1))
   if (params.length === 0) {
     const encoded = JSON.stringify(slots.map((s) => [s.key, s.constant]))
     return { label, params, encode: () => encoded }

@@ -194,7 +194,7 @@ export class HttpCache {
    * `bumpRoute(pattern)` moves the route generation on (every entry of the
    * route); `bumpRoute(pattern, params)` moves one view group.
    */
-  bumpRoute(pattern: string, params?: GroupValues): Promise<boolean> {
+  async bumpRoute(pattern: string, params?: GroupValues): Promise<boolean> {
     if (typeof pattern !== 'string' || pattern === '') {
       throw new GroupcacheTypeError('GC_INVALID_VALUE', `bumpRoute: the URL pattern must be a non-empty string, got ${JSON.stringify(pattern)}`)
     }

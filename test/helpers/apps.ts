@@ -56,7 +56,7 @@ export const fastifyApp: AppFactory = async (options, routes) => {
         for (const [def, values] of res.bumps ?? []) reply.bumpGroup(def, values)
         reply.code(res.status ?? 200)
         for (const [name, value] of Object.entries(res.headers ?? {})) reply.header(name, value)
-        return reply.send(res.body ?? '')
+        return reply.send(res.body)
       }
     })
   }

@@ -4,6 +4,7 @@ export interface HttpResult {
   status: number
   headers: IncomingHttpHeaders
   body: string
+  raw: Buffer
 }
 
 /** One real HTTP request on loopback, with full control over the headers sent. */
@@ -15,7 +16,10 @@ export function request(base: string, method: string, path: string, headers: Rec
       (res) => {
         const chunks: Buffer[] = []
         res.on('data', (c: Buffer) => chunks.push(c))
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))
+        res.on('end', () => {
+          const raw = Buffer.concat(chunks)
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: raw.toString('utf8'), raw })
+        })
         res.on('error', reject)
       }
     )
