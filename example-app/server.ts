@@ -1,11 +1,14 @@
+import { RedisStore } from '../lib/index.js'
 import { buildApp } from './app.js'
 
 const port = Number(process.env.PORT ?? 3000)
-const app = await buildApp({ logger: process.env.LOG === '1' })
+// REDIS_URL=redis://127.0.0.1:6379 shares the cache between processes; without it, memory.
+const redisUrl = process.env.REDIS_URL
+const app = await buildApp({ logger: process.env.LOG === '1', ...(redisUrl ? { store: new RedisStore({ url: redisUrl }) } : {}) })
 const base = await app.listen({ host: '127.0.0.1', port })
 const h = "-s -D - -o /dev/null"
 
-console.log(`groupcache example blog on ${base} (in-memory store)
+console.log(`groupcache example blog on ${base} (${redisUrl ? `Redis store at ${redisUrl}` : 'in-memory store'})
 
 Try (watch the Cache-Status header):
   curl ${h} ${base}/users/1                 # miss, stored

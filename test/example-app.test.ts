@@ -1,8 +1,9 @@
 import t from 'tap'
 import { buildApp } from '../example-app/app.js'
+import { storeKits } from './helpers/stores.js'
 
-t.test('the example blog caches, and its mutations bump what they change', async (t) => {
-  const app = await buildApp()
+for (const kit of await storeKits(t)) t.test(`the example blog on ${kit.name} caches, and its mutations bump what they change`, async (t) => {
+  const app = await buildApp({ store: kit.make() })
   t.teardown(() => app.close())
   const get = async (url: string, headers: Record<string, string> = {}) => {
     const r = await app.inject({ url, headers })
@@ -54,4 +55,11 @@ t.test('the example blog caches, and its mutations bump what they change', async
   t.same((await app.inject({ method: 'POST', url: '/blogs/8/comments' })).json(), { blogId: '8', text: '' })
   t.same((await get('/feed')).body, { tenant: 'public', posts: 3 })
   t.ok((await get('/admin/stats')).body.hits >= 6)
+})
+
+t.test('the example blog runs on the default store', async (t) => {
+  const app = await buildApp()
+  t.teardown(() => app.close())
+  await app.inject('/posts')
+  t.match((await app.inject('/posts')).headers['cache-status'], /hit/)
 })

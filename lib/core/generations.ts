@@ -120,6 +120,7 @@ export class Generations {
     this.logger = options.logger ?? consoleLogger
     this.epochKey = epochKey(this.prefix)
     this.entryPrefix = entryPrefix(this.prefix)
+    void this.store.checkServer?.(this.logger)
   }
 
   /** Compiles a definition, reusing the compiled form of a string seen before. */

@@ -1,3 +1,5 @@
+import type { Logger } from '../core/generations.js'
+
 /**
  * The one interface every store implements. It is shaped by Redis: a lookup
  * hands over everything needed to answer in one round trip (read or seed each
@@ -25,6 +27,8 @@ export interface Store {
   delete(key: string): Promise<void>
   /** Atomically moves every version key on (seeding it first when missing). */
   bump(versionKeys: readonly string[]): Promise<void>
+  /** Called once when a cache starts on this store: a place to warn about server settings. */
+  checkServer?(logger: Logger): Promise<void>
   /** Releases what the store owns (never a caller-owned client). */
   close(): Promise<void>
   /**

@@ -17,7 +17,7 @@ let counter = 0
  * the stores cannot drift apart: each gets the same requests and assertions.
  */
 export async function matrix(t: Test, scenario: (t: Test, ctx: MatrixContext) => Promise<void>): Promise<void> {
-  for (const store of await storeKits()) {
+  for (const store of await storeKits(t)) {
     for (const [adapter, factory] of Object.entries(adapters)) {
       await t.test(`${adapter} on ${store.name}`, async (t) => {
         const apps: TestApp[] = []

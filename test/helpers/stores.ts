@@ -1,4 +1,6 @@
-import { MemoryStore, type Store } from '../../lib/index.js'
+import type { Test } from 'tap'
+import { MemoryStore, RedisStore, type Store } from '../../lib/index.js'
+import { startRedis } from './redis.js'
 
 /** A kind of store the shared suites run against. */
 export interface StoreKit {
@@ -8,7 +10,16 @@ export interface StoreKit {
 
 export const memoryKit: StoreKit = { name: 'memory', make: () => new MemoryStore() }
 
-/** The stores every shared suite runs against. */
-export async function storeKits(): Promise<StoreKit[]> {
-  return [memoryKit]
+/**
+ * The stores every shared suite runs against: memory, and Redis on a private
+ * redis-server started for this test file (stopped at its teardown).
+ */
+export async function storeKits(t: Test): Promise<StoreKit[]> {
+  const server = await startRedis()
+  const client = server.client()
+  t.teardown(async () => {
+    client.disconnect()
+    await server.stop()
+  })
+  return [memoryKit, { name: 'redis', make: () => new RedisStore({ client }) }]
 }
