@@ -1,5 +1,5 @@
 export { groupcache, groupcache as default, type GroupcacheDecorator } from './fastify.js'
-export { GenerationalCache, type GenerationalCacheOptions } from './core/generational-cache.js'
+export { GenerationalCache, type GenerationalCacheOptions, type BoundCache, type SetOptions, type WrapOptions, type Wrapped } from './core/generational-cache.js'
 export type { CacheStats, Logger } from './core/generations.js'
 export type { GroupDef, GroupFunction, GroupValues } from './core/groups.js'
 export type { Mapping, MappingValue } from './core/encoding.js'

@@ -1,9 +1,290 @@
-import { Generations, type GenerationsOptions } from './generations.js'
+import { GroupcacheError } from '../errors.js'
+import { positiveNumber, Generations, type GenerationsOptions } from './generations.js'
+import type { CompiledGroup, GroupDef, GroupValues } from './groups.js'
+import { versionKey } from './keys.js'
+import { canonicalText, decodeValue, encodeValue } from './values.js'
 
-export type GenerationalCacheOptions = GenerationsOptions
+export interface GenerationalCacheOptions extends GenerationsOptions {
+  /**
+   * The function-cache switch (the seed's `ignore_locally`): when false, `get`
+   * misses, `set` stores nothing and wrapped functions always run. Bumps still
+   * reach the store, so other processes stay correct.
+   * @default true
+   */
+  enabled?: boolean
+}
+
+export interface SetOptions {
+  /**
+   * Seconds the entry lives (the seed's `timeout`).
+   * @default the cache's `ttl`
+   */
+  ttl?: number
+}
+
+/** The four calls of the seed's `CustomUseGenCache`, with the groups bound. */
+export interface BoundCache {
+  readonly groups: readonly GroupDef[]
+  get<T = unknown>(values?: GroupValues): Promise<T | undefined>
+  set(values: GroupValues, value: unknown, options?: SetOptions): Promise<boolean>
+  getOrSet<T>(values: GroupValues, compute: () => T | Promise<T>, options?: SetOptions): Promise<T>
+  /**
+   * Bumps every bound group the values can resolve (a group naming a param the
+   * values lack is left alone; groups with no params are always bumped).
+   * A TypeError when no group can be resolved.
+   */
+  invalidate(values?: GroupValues): Promise<boolean>
+  delete(values?: GroupValues): Promise<void>
+}
+
+export interface WrapOptions {
+  /**
+   * Stable name in the key (replaces the seed's module/function/line magic #3).
+   * @default the function's name (an anonymous function needs one)
+   */
+  name?: string
+  /** Groups the result depends on; their params are read from the first argument's fields. */
+  groups?: readonly GroupDef[]
+  /** Seconds a result lives. @default the cache's `ttl` */
+  ttl?: number
+  /** Fields of the first argument left out of the key. @default [] */
+  exclude?: readonly string[]
+  /** When false, the function always runs. @default the cache's `enabled` */
+  enabled?: boolean
+}
+
+export type Wrapped<A extends unknown[], R> = ((...args: A) => Promise<Awaited<R>>) & {
+  /** Drops the cached result for these arguments. */
+  invalidate(...args: A): Promise<void>
+  /** Orphans every cached result of this function (bumps its generation). */
+  clear(): Promise<boolean>
+}
+
+interface Address {
+  versionKeys: string[]
+  requestKey: string
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
 
 /**
- * The generational cache: the engine of lib/core/generations.ts, which the
- * HTTP adapters use, plus the function-cache API of hscacheutils (DESIGN §6).
+ * The generational cache: the engine the HTTP adapters use, plus the function
+ * cache of HubSpot's hscacheutils (DESIGN §6) on the same versions and store.
+ *
+ * An entry's key embeds the versions of its groups (magic #1: `name:param`
+ * values come from the call's values) and the canonical text of every value no
+ * group consumed (magic #2), so `invalidate` of a group is one increment.
  */
-export class GenerationalCache extends Generations {}
+export class GenerationalCache extends Generations {
+  readonly enabled: boolean
+  /** Computations in flight by entry key: concurrent identical calls share one. */
+  readonly #inflight = new Map<string, Promise<Buffer>>()
+
+  constructor(options: GenerationalCacheOptions = {}) {
+    const { enabled = true, ...rest } = options
+    super(rest)
+    if (typeof enabled !== 'boolean') throw new GroupcacheError('GC_INVALID_OPTION', `option enabled must be a boolean, got ${JSON.stringify(enabled)}`)
+    this.enabled = enabled
+  }
+
+  /** The cached value, or undefined on a miss (or when the store fails: it is logged). */
+  async get<T = unknown>(groups: readonly GroupDef[], values: GroupValues = {}): Promise<T | undefined> {
+    return this.#get(this.#address(this.#compileAll(groups), values), 'get') as Promise<T | undefined>
+  }
+
+  /** Stores a value. Resolves false when the store failed (logged); rejects for a value that cannot be stored. */
+  async set(groups: readonly GroupDef[], values: GroupValues, value: unknown, options: SetOptions = {}): Promise<boolean> {
+    const bytes = encodeValue(value, 'set')
+    const ttlMs = this.#ttlMs(options.ttl)
+    return this.#set(this.#address(this.#compileAll(groups), values), bytes, ttlMs)
+  }
+
+  /** The cached value, or `compute()`'s result stored; concurrent identical calls compute once. */
+  async getOrSet<T>(groups: readonly GroupDef[], values: GroupValues, compute: () => T | Promise<T>, options: SetOptions = {}): Promise<T> {
+    return this.#getOrSet(this.#address(this.#compileAll(groups), values), compute, this.#ttlMs(options.ttl), this.enabled) as Promise<T>
+  }
+
+  /** Bumps these groups' generations. Never rejects for a store fault: the bump is retried. */
+  async invalidate(groups: readonly GroupDef[], values: GroupValues = {}): Promise<boolean> {
+    return this.bumpMany(groups, values)
+  }
+
+  /** Drops the one entry these groups and values lead to. */
+  async delete(groups: readonly GroupDef[], values: GroupValues = {}): Promise<void> {
+    await this.#delete(this.#address(this.#compileAll(groups), values))
+  }
+
+  /** The seed's `CustomUseGenCache`: the same calls with the groups given once. */
+  bind(groups: readonly GroupDef[]): BoundCache {
+    const compiled = this.#compileAll(groups)
+    return {
+      groups,
+      get: (values = {}) => this.#get(this.#address(compiled, values), 'get') as Promise<never>,
+      set: async (values, value, options = {}) => this.#set(this.#address(compiled, values), encodeValue(value, 'set'), this.#ttlMs(options.ttl)),
+      getOrSet: async (values, compute, options = {}) => this.#getOrSet(this.#address(compiled, values), compute, this.#ttlMs(options.ttl), this.enabled) as Promise<never>,
+      invalidate: async (values = {}) => {
+        const resolvable = compiled.filter((g) => g.params === null || g.params.every((p) => values[p] !== undefined))
+        if (resolvable.length === 0) {
+          // Resolving the first group raises the TypeError naming it and its missing param.
+          this.versionKey(compiled[0] as CompiledGroup, values)
+        }
+        return this.bumpKeys(resolvable.map((g) => this.versionKey(g, values)))
+      },
+      delete: async (values = {}) => this.#delete(this.#address(compiled, values))
+    }
+  }
+
+  /**
+   * `@gen_cache.wrap`: the function, cached by its arguments. Values for groups
+   * and the key come from the first argument when it is a plain object; other
+   * arguments are part of the key as they are.
+   */
+  wrap<A extends unknown[], R>(fn: (...args: A) => R, options: WrapOptions = {}): Wrapped<A, R> {
+    if (typeof fn !== 'function') throw new GroupcacheError('GC_INVALID_OPTION', `wrap: expected a function, got ${typeof fn}`)
+    const name = options.name ?? fn.name
+    if (typeof name !== 'string' || name === '') {
+      throw new GroupcacheError('GC_INVALID_OPTION', 'wrap: option name is required for an anonymous function (it keeps keys stable across deploys)')
+    }
+    const where = `wrap ${name}: `
+    const groups = (options.groups ?? []).map((def) => this.compile(def, where))
+    const exclude = new Set(options.exclude ?? [])
+    const ttlMs = this.#ttlMs(options.ttl, where)
+    const enabled = options.enabled ?? this.enabled
+    // Every result of this function depends on its own generation too, so clear() reaches all of them.
+    const fnKey = versionKey(this.prefix, { function: name })
+
+    const addressOf = (args: A): Address => {
+      const [first, ...rest] = args
+      const values = isPlainObject(first) ? first : {}
+      const keyed: Record<string, unknown> = {}
+      for (const field of Object.keys(values)) if (!exclude.has(field)) keyed[field] = values[field]
+      const address = this.#address(groups, keyed, name, isPlainObject(first) ? rest : args, values)
+      address.versionKeys.unshift(fnKey)
+      return address
+    }
+    const wrapped = (async (...args: A) => this.#getOrSet(addressOf(args), () => fn(...args), ttlMs, enabled)) as Wrapped<A, R>
+    wrapped.invalidate = async (...args: A) => this.#delete(addressOf(args))
+    wrapped.clear = () => this.bumpKeys([fnKey])
+    Object.defineProperty(wrapped, 'name', { value: `cached ${name}` })
+    return wrapped
+  }
+
+  #compileAll(groups: readonly GroupDef[]): CompiledGroup[] {
+    if (!Array.isArray(groups)) {
+      throw new GroupcacheError('GC_INVALID_GROUP', `groups must be an array of group definitions (a list-of-params group is a nested array), got ${typeof groups}`)
+    }
+    return groups.map((def) => this.compile(def))
+  }
+
+  #ttlMs(ttl: number | undefined, where = ''): number {
+    return positiveNumber(ttl ?? this.ttl, 'ttl', where) * 1000
+  }
+
+  /**
+   * The version keys of the groups (magic #1: their params come from the values)
+   * and the request key: the name and every value no group consumed (magic #2).
+   */
+  #address(groups: readonly CompiledGroup[], keyed: GroupValues, name = '', args: readonly unknown[] = [], all: GroupValues = keyed): Address {
+    const consumed = new Set<string>()
+    const versionKeys = groups.map((group) => {
+      for (const p of group.params ?? []) consumed.add(p)
+      return this.versionKey(group, all)
+    })
+    const rest: Record<string, unknown> = {}
+    for (const field of Object.keys(keyed)) if (!consumed.has(field)) rest[field] = keyed[field]
+    return { versionKeys, requestKey: JSON.stringify(['fn', name, canonicalText(rest, 'values'), canonicalText(args, 'arguments')]) }
+  }
+
+  async #get(address: Address, what: string): Promise<unknown> {
+    if (!this.enabled) return undefined
+    try {
+      const found = await this.lookup(address.versionKeys, address.requestKey)
+      const value = found.entry === undefined ? undefined : decodeValue(found.entry)
+      if (value !== undefined) {
+        this.stats.hits++
+        return value
+      }
+    } catch (err) {
+      this.#fault(err, what)
+      return undefined
+    }
+    this.stats.misses++
+    this.logger.debug?.({ requestKey: address.requestKey }, 'groupcache: miss')
+    return undefined
+  }
+
+  async #set(address: Address, bytes: Buffer, ttlMs: number): Promise<boolean> {
+    if (!this.enabled) return false
+    try {
+      const found = await this.lookup(address.versionKeys, address.requestKey)
+      await this.write(found.entryKey, bytes, ttlMs)
+      return true
+    } catch (err) {
+      this.#fault(err, 'set')
+      return false
+    }
+  }
+
+  async #delete(address: Address): Promise<void> {
+    try {
+      const found = await this.lookup(address.versionKeys, address.requestKey)
+      await this.call(this.store.delete(found.entryKey))
+    } catch (err) {
+      this.#fault(err, 'delete')
+    }
+  }
+
+  async #getOrSet(address: Address, compute: () => unknown, ttlMs: number, enabled: boolean): Promise<unknown> {
+    if (!enabled) return compute()
+    let entryKey: string | undefined
+    try {
+      const found = await this.lookup(address.versionKeys, address.requestKey)
+      const value = found.entry === undefined ? undefined : decodeValue(found.entry)
+      if (value !== undefined) {
+        this.stats.hits++
+        return value
+      }
+      entryKey = found.entryKey
+    } catch (err) {
+      this.#fault(err, 'lookup')
+      return compute()
+    }
+    this.stats.misses++
+    this.logger.debug?.({ requestKey: address.requestKey }, 'groupcache: miss')
+    const leading = this.#inflight.get(entryKey)
+    if (leading !== undefined) {
+      this.stats.collapsed++
+      return decodeValue(await leading)
+    }
+    let value: unknown
+    const computing = (async () => {
+      value = await compute()
+      return encodeValue(value, 'result')
+    })()
+    this.#inflight.set(entryKey, computing)
+    try {
+      const bytes = await computing
+      try {
+        await this.write(entryKey, bytes, ttlMs)
+      } catch (err) {
+        this.#fault(err, 'set')
+      }
+      return value
+    } finally {
+      this.#inflight.delete(entryKey)
+    }
+  }
+
+  #fault(err: unknown, what: string): void {
+    if (err instanceof Error && err.name === 'PendingBumpError') {
+      this.stats.bypasses++
+      return
+    }
+    this.stats.errors++
+    this.logger.warn({ err }, `groupcache: function cache ${what} failed; served uncached`)
+  }
+}
