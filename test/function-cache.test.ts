@@ -37,6 +37,17 @@ for (const kit of await storeKits(t)) {
       t.equal(await cache.get(groups, { userId: 1, page: 3, sort: 'new' }), undefined)
       t.equal(await cache.get(groups, { userId: 1, page: '2', sort: 'new' }), undefined, 'a key value keeps its type: 2 is not "2"')
       t.equal(await cache.get(groups, { userId: 1, page: 2 }), undefined)
+      const odd = [Infinity, NaN, 10n, undefined, null, true, new Date('x'), [1], { a: 1 }]
+      for (const [i, v] of odd.entries()) await cache.set(['odd'], { v }, i)
+      for (const [i, v] of odd.entries()) t.equal(await cache.get(['odd'], { v }), i, `key value ${String(v)} has its own entry`)
+    })
+
+    await t.test('a function group reads the values it wants; the rest are the key', async (t) => {
+      const tenant = (values: { tenant?: unknown }) => ({ tenant: String(values.tenant) })
+      await cache.set([tenant], { tenant: 'acme', q: 1 }, 'acme q1')
+      t.equal(await cache.get([tenant], { q: 1, tenant: 'acme' }), 'acme q1')
+      await cache.invalidate([tenant], { tenant: 'acme' })
+      t.equal(await cache.get([tenant], { tenant: 'acme', q: 1 }), undefined)
     })
 
     await t.test('values round-trip as copies: JSON types, Date, Buffer', async (t) => {
@@ -131,6 +142,8 @@ for (const kit of await storeKits(t)) {
       await foobar({ userId: 53, page: 3 })
       t.equal(calls.length, 6, 'clear orphans every result of the function')
       t.equal(foobar.name, 'cached foobar')
+      const bare = Object.assign(Object.create(null) as Record<string, unknown>, { userId: 7, page: 1 })
+      t.equal(await foobar(bare as never), 'user 7 page 1', 'an object without prototype is a values object too')
     })
 
     await t.test('wrap: positional arguments are part of the key; a rejected call is not cached', async (t) => {

@@ -90,3 +90,58 @@ t.test('concurrent bumps through the engine each count', async (t) => {
   t.equal(BigInt(after.versions[1] as string), BigInt(before.versions[1] as string) + 2n)
   t.equal(cache.getStats().bumps, 2)
 })
+
+t.test('a bump that fails while a retry is under way joins the next retry; both land', async (t) => {
+  const faulty = new FaultyStore(new MemoryStore())
+  const cache = new GenerationalCache({ store: faulty, timeout: 30, logger: silent })
+  const [a, b] = cache.versionKeys(['a', 'b'])
+  const before = await cache.lookup([a as string, b as string], 'rk')
+  faulty.setFault('error')
+  await cache.bump('a')
+  faulty.setFault('hang')
+  await new Promise((resolve) => setTimeout(resolve, 60)) // the first retry is now waiting on the hung store
+  t.equal(await cache.bump('b'), false)
+  t.equal(cache.getStats().pendingBumps, 2)
+  faulty.setFault('none')
+  await until(() => cache.getStats().pendingBumps === 0, 'both bumps to land')
+  const after = await cache.lookup([a as string, b as string], 'rk')
+  t.ok(BigInt(after.versions[1] as string) > BigInt(before.versions[1] as string), 'a moved')
+  t.ok(BigInt(after.versions[2] as string) > BigInt(before.versions[2] as string), 'b moved')
+  await cache.close()
+})
+
+t.test('bumping nothing asks the store nothing', async (t) => {
+  const faulty = new FaultyStore(new MemoryStore())
+  const cache = new GenerationalCache({ store: faulty, logger: silent })
+  faulty.setFault('error')
+  t.equal(await cache.bumpMany([]), true)
+  t.equal(cache.getStats().errors, 0)
+})
+
+t.test('many distinct group names keep resolving (the compiled-definition memo is bounded)', async (t) => {
+  const cache = new GenerationalCache()
+  const first = cache.versionKeys(['name0'])[0]
+  for (let i = 0; i < 1500; i++) cache.versionKeys([`name${i}`])
+  t.equal(cache.versionKeys(['name0'])[0], first)
+})
+
+t.test('option errors show the value given', async (t) => {
+  t.throws(() => new GenerationalCache({ ttl: '60' as never }), { message: 'option ttl must be a positive number, got "60"' })
+  t.throws(() => new GenerationalCache({ timeout: (() => 1) as never }), { message: 'option timeout must be a positive number, got () => 1' })
+})
+
+t.test('without a logger, faults go to the console', async (t) => {
+  const seen: unknown[][] = []
+  const { warn, error } = console
+  console.warn = (...args: unknown[]) => void seen.push(['warn', ...args])
+  console.error = (...args: unknown[]) => void seen.push(['error', ...args])
+  t.teardown(() => Object.assign(console, { warn, error }))
+  const faulty = new FaultyStore(new MemoryStore())
+  const cache = new GenerationalCache({ store: faulty })
+  faulty.setFault('error')
+  await cache.bump('g')
+  faulty.setFault('none')
+  await until(() => cache.getStats().pendingBumps === 0, 'the retry')
+  t.match(seen[0], ['error', /bump failed; kept for retry/])
+  t.match(seen[1], ['warn', /pending bumps landed/])
+})

@@ -141,8 +141,8 @@ export class Generations {
   }
 
   /** Version keys of definitions resolved against values (TypeError when a value is missing). */
-  versionKeys(defs: readonly (GroupDef | CompiledGroup)[], values: GroupValues = {}): string[] {
-    return defs.map((def) => this.versionKey(isCompiled(def) ? def : this.compile(def), values))
+  versionKeys(defs: readonly GroupDef[], values: GroupValues = {}): string[] {
+    return defs.map((def) => this.versionKey(this.compile(def), values))
   }
 
   /**
@@ -265,8 +265,4 @@ export class Generations {
     if (this.#pending.size > 0) this.logger.error({ keys: [...this.#pending.keys()] }, 'groupcache: closing with bumps that never reached the store')
     await this.store.close()
   }
-}
-
-function isCompiled(def: unknown): def is CompiledGroup {
-  return typeof def === 'object' && def !== null && typeof (def as CompiledGroup).encode === 'function' && 'label' in def
 }

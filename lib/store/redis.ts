@@ -95,7 +95,6 @@ export class RedisStore implements Store {
   }
 
   async bump(versionKeys: readonly string[]): Promise<void> {
-    if (versionKeys.length === 0) return
     if (this.#cluster) {
       await Promise.all(versionKeys.map((key) => this.#scripts.gcBump(1, key)))
       return
@@ -114,8 +113,7 @@ export class RedisStore implements Store {
     if (this.#checked) return
     this.#checked = true
     try {
-      const reply = (await this.client.call('CONFIG', 'GET', 'maxmemory-policy')) as string[]
-      const policy = reply[1] ?? ''
+      const [, policy] = (await this.client.call('CONFIG', 'GET', 'maxmemory-policy')) as [string, string]
       const advice = POLICY_ADVICE[policy]
       if (advice !== undefined) {
         logger.warn({ policy }, `groupcache: Redis maxmemory-policy is ${policy}, which ${advice}: evicting a version orphans every entry of its group (misses, never stale hits). Prefer volatile-lru or volatile-ttl.`)
