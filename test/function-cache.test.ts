@@ -37,7 +37,7 @@ for (const kit of await storeKits(t)) {
       t.equal(await cache.get(groups, { userId: 1, page: 3, sort: 'new' }), undefined)
       t.equal(await cache.get(groups, { userId: 1, page: '2', sort: 'new' }), undefined, 'a key value keeps its type: 2 is not "2"')
       t.equal(await cache.get(groups, { userId: 1, page: 2 }), undefined)
-      const odd = [Infinity, NaN, 10n, undefined, null, true, new Date('x'), [1], { a: 1 }]
+      const odd = [Infinity, NaN, 10n, undefined, null, true, new Date('x'), new Date(0), Buffer.from('x'), new Uint8Array([1, 2]), [1], { a: 1 }]
       for (const [i, v] of odd.entries()) await cache.set(['odd'], { v }, i)
       for (const [i, v] of odd.entries()) t.equal(await cache.get(['odd'], { v }), i, `key value ${String(v)} has its own entry`)
     })

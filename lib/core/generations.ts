@@ -54,8 +54,8 @@ export interface CacheStats {
 }
 
 const consoleLogger: Logger = {
-  warn: (obj, msg) => console.warn(msg ?? '', obj),
-  error: (obj, msg) => console.error(msg ?? '', obj)
+  warn: (obj, msg) => console.warn(msg, obj),
+  error: (obj, msg) => console.error(msg, obj)
 }
 
 /** Thrown (internally) when a lookup names a group whose bump is still pending. */
