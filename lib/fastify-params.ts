@@ -1,11 +1,10 @@
 /**
  * The params of a Fastify (find-my-way) URL pattern: `:name` up to the next
  * `/ - . ( :`, an optional `:name?`, a regexp `:name(...)`, and `*`. `::` is an
- * escaped colon. Returns the params in order and which are optional.
+ * escaped colon.
  */
-export function fastifyRouteParams(url: string): { params: string[]; optional: string[] } {
+export function fastifyRouteParams(url: string): { params: string[] } {
   const params: string[] = []
-  const optional: string[] = []
   for (let i = 0; i < url.length; i++) {
     const ch = url[i]
     if (ch === '*') {
@@ -20,11 +19,10 @@ export function fastifyRouteParams(url: string): { params: string[]; optional: s
       const name = url.slice(i + 1, j)
       if (name !== '') params.push(name)
       if (url[j] === '(') j = skipRegexp(url, j)
-      if (url[j] === '?') optional.push(name)
       i = j - 1
     }
   }
-  return { params, optional }
+  return { params }
 }
 
 /** Index just past the `)` closing the `(` at `open`, allowing nesting and escapes. */

@@ -1,25 +1,14 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions, onRequestAsyncHookHandler, onSendHookHandler } from 'fastify'
 import fp from 'fastify-plugin'
-import type { GenerationalCache } from './core/generational-cache.js'
-import type { CacheStats } from './core/generations.js'
 import type { GroupDef, GroupValues } from './core/groups.js'
 import { fastifyRouteParams } from './fastify-params.js'
+import { cacheApi, type CacheApi } from './http/api.js'
 import type { HttpCache, Miss } from './http/http-cache.js'
 import { createHttpCache, type GroupcacheOptions } from './http/options.js'
 import type { CompiledRoute, RouteCacheOptions } from './http/route.js'
 
 /** `app.groupcache` */
-export interface GroupcacheDecorator {
-  /** Bumps one group now (values default to none). Resolves false when the bump was kept for retry. */
-  bump(def: GroupDef, values?: GroupValues): Promise<boolean>
-  /** Bumps a route's generation, or with params one view group of it. */
-  bumpRoute(urlPattern: string, params?: GroupValues): Promise<boolean>
-  /** Orphans every entry at once by moving the epoch on. */
-  clear(): Promise<boolean>
-  stats(): CacheStats
-  /** The cache underneath, with the function-cache API. */
-  readonly cache: GenerationalCache
-}
+export type GroupcacheDecorator = CacheApi
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -53,13 +42,7 @@ const plugin: FastifyPluginAsync<GroupcacheOptions> = async (fastify, options) =
   const http = createHttpCache(options, fastify.log)
   const gens = http.gens
 
-  fastify.decorate('groupcache', {
-    cache: gens,
-    bump: (def: GroupDef, values?: GroupValues) => gens.bump(def, values),
-    bumpRoute: (pattern: string, params?: GroupValues) => http.bumpRoute(pattern, params),
-    clear: () => gens.clear(),
-    stats: () => gens.getStats()
-  } satisfies GroupcacheDecorator)
+  fastify.decorate('groupcache', cacheApi(http))
   fastify.decorateRequest(kMiss, null)
   fastify.decorateReply(kBumps, null)
   fastify.decorateReply('bumpGroup', function bumpGroup(this: FastifyReply, def: GroupDef, values?: GroupValues) {
@@ -85,7 +68,7 @@ const plugin: FastifyPluginAsync<GroupcacheOptions> = async (fastify, options) =
     const config = routeOptions.config?.cache
     if (config === undefined || config === false) return
     const methods = ([] as string[]).concat(routeOptions.method)
-    const { params, optional } = fastifyRouteParams(routeOptions.url)
+    const { params } = fastifyRouteParams(routeOptions.url)
     const route = http.compile(
       {
         pattern: routeOptions.url,
@@ -95,14 +78,11 @@ const plugin: FastifyPluginAsync<GroupcacheOptions> = async (fastify, options) =
       },
       config
     )
-    // An optional param that is absent counts as the empty string.
-    const absent = optional.length === 0 ? undefined : Object.fromEntries(optional.map((p) => [p, '']))
-    const paramsOf = absent === undefined ? (request: FastifyRequest) => request.params as GroupValues : (request: FastifyRequest) => ({ ...absent, ...(request.params as GroupValues) })
     if (route.bumps.length > 0) {
-      addHook(routeOptions, 'onRequest', declaredBumpsHook(http, route, paramsOf))
+      addHook(routeOptions, 'onRequest', declaredBumpsHook(http, route))
     }
     if (route.cached) {
-      addHook(routeOptions, 'onRequest', lookupHook(http, route, paramsOf))
+      addHook(routeOptions, 'onRequest', lookupHook(http, route))
       addHook(routeOptions, 'onSend', storeHook(http))
       addHook(routeOptions, 'onResponse', abandonHook(http))
       addHook(routeOptions, 'onRequestAbort', abandonHook(http))
@@ -112,20 +92,18 @@ const plugin: FastifyPluginAsync<GroupcacheOptions> = async (fastify, options) =
   fastify.addHook('onClose', () => gens.close())
 }
 
-type ParamsOf = (request: FastifyRequest) => GroupValues
-
-function declaredBumpsHook(http: HttpCache, route: CompiledRoute, paramsOf: ParamsOf) {
+function declaredBumpsHook(http: HttpCache, route: CompiledRoute) {
   // Resolved before the handler runs, so a group that cannot be resolved fails the request before any mutation.
   return function recordDeclaredBumps(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
-    const keys = http.declaredBumps(route, paramsOf(request), request)
+    const keys = http.declaredBumps(route, request.params as GroupValues, request)
     ;((reply as Rep)[kBumps] ??= []).push(...keys)
     done()
   }
 }
 
-function lookupHook(http: HttpCache, route: CompiledRoute, paramsOf: ParamsOf): onRequestAsyncHookHandler {
+function lookupHook(http: HttpCache, route: CompiledRoute): onRequestAsyncHookHandler {
   return async function groupcacheLookup(request, reply) {
-    const begin = await http.begin(route, { method: request.method, url: request.url, headers: request.headers, params: paramsOf(request), raw: request })
+    const begin = await http.begin(route, { method: request.method, url: request.url, headers: request.headers, params: request.params as GroupValues, raw: request })
     if (begin.kind === 'miss') {
       ;(request as Req)[kMiss] = begin
       return

@@ -6,7 +6,8 @@ await matrix(t, async (t, { app }) => {
     const a = await app([{ method: 'GET', path: '/doc', cache: true, handler: () => ({ body: 'hello', headers: { 'cache-control': 'public, max-age=5', 'x-other': 'y' } }) }])
     const miss = await a.request('GET', '/doc')
     const etag = miss.headers.etag as string
-    t.match(etag, /^"[\w-]+"$/)
+    // Express sets its own (weak) ETag on send, and the entry keeps the handler's ETag.
+    t.match(etag, /^(W\/)?"[^"]+"$/)
     const notModified = await a.request('GET', '/doc', { 'if-none-match': etag })
     t.equal(notModified.status, 304)
     t.equal(notModified.body, '')

@@ -9,7 +9,7 @@ import { CACHE_STATUS, type BypassDetail } from './cache-status.js'
 import { decodeEntry, encodeEntry, makeEntry, storableHeaders, type Entry, type HeaderBag, type StoredHeaders } from './entry.js'
 import { ifNoneMatchMatches, unshareableReason } from './policy.js'
 import { requestKey } from './request-key.js'
-import { compileRoute, routeKeyFor, type CompiledRoute, type RouteDefaults } from './route.js'
+import { compileRoute, routeKeyFor, type CompiledRoute, type RouteDefaults, type RouteInfo } from './route.js'
 
 /** What an adapter tells the HTTP layer about a request. */
 export interface HttpRequest {
@@ -74,12 +74,13 @@ export class HttpCache {
     readonly defaults: RouteDefaults
   ) {}
 
-  compile(route: { pattern: string; name: string; params: readonly string[]; cacheable: boolean }, config: unknown): CompiledRoute {
+  compile(route: RouteInfo, config: unknown): CompiledRoute {
     return compileRoute(this.gens, this.defaults, route, config)
   }
 
   /** The route generation key and the route's group keys for one request. */
-  versionKeys(route: CompiledRoute, params: GroupValues, raw: unknown): string[] {
+  versionKeys(route: CompiledRoute, given: GroupValues, raw: unknown): string[] {
+    const params = withAbsentParams(route, given)
     const keys = [route.routeKey]
     if (route.viewGroup) {
       const mapping: Record<string, string> = {}
@@ -181,7 +182,8 @@ export class HttpCache {
   }
 
   /** Version keys of a route's declarative bumps for a request's params. */
-  declaredBumps(route: CompiledRoute, params: GroupValues, raw: unknown): string[] {
+  declaredBumps(route: CompiledRoute, given: GroupValues, raw: unknown): string[] {
+    const params = withAbsentParams(route, given)
     return route.bumps.map((group) => this.gens.versionKey(group, params, raw))
   }
 
@@ -216,4 +218,16 @@ export class HttpCache {
     this.gens.logger.error({ err, route: route.name }, 'groupcache: store lookup failed; served uncached')
     return err instanceof GroupcacheError && err.code === 'GC_STORE_TIMEOUT' ? 'store-timeout' : 'store-error'
   }
+}
+
+/** An optional param that is absent (`/list/:page?`, `/list{/:page}`) counts as the empty string. */
+function withAbsentParams(route: CompiledRoute, params: GroupValues): GroupValues {
+  for (const name of route.params) {
+    if (params[name] === undefined) {
+      const filled: Record<string, unknown> = { ...params }
+      for (const p of route.params) filled[p] ??= ''
+      return filled
+    }
+  }
+  return params
 }

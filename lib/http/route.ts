@@ -65,6 +65,18 @@ export interface RouteGroup {
   readonly group: CompiledGroup
 }
 
+/** What an adapter knows of a route when it compiles the route's cache options. */
+export interface RouteInfo {
+  /** The method-independent URL pattern. */
+  readonly pattern: string
+  /** For messages: `GET /users/:userId`. */
+  readonly name: string
+  /** The pattern's params; null when not known yet (the param check is then skipped). */
+  readonly params: readonly string[] | null
+  /** Does the route answer GET or HEAD? */
+  readonly cacheable: boolean
+}
+
 /** A route's cache configuration, checked and precomputed once at registration. */
 export interface CompiledRoute {
   /** The method-independent URL pattern (`/users/:userId`). */
@@ -88,6 +100,8 @@ export interface CompiledRoute {
   readonly authorization: boolean
   readonly maxEntryBytes: number
   readonly bumps: readonly CompiledGroup[]
+  /** The pattern's params (empty when not known). */
+  readonly params: readonly string[]
 }
 
 export function routeKeyFor(gens: Generations, pattern: string): string {
@@ -101,7 +115,7 @@ export function routeKeyFor(gens: Generations, pattern: string): string {
 export function compileRoute(
   gens: Generations,
   defaults: RouteDefaults,
-  route: { pattern: string; name: string; params: readonly string[]; cacheable: boolean },
+  route: RouteInfo,
   config: unknown
 ): CompiledRoute {
   const where = `groupcache: route ${route.name}: `
@@ -122,11 +136,11 @@ export function compileRoute(
   }
   const compileChecked = (def: unknown, option: string): CompiledGroup => {
     const group = gens.compile(def, `${where}${option}: `)
-    const missing = missingParams(group, route.params)
+    const missing = route.params === null ? [] : missingParams(group, route.params)
     if (missing.length > 0) {
       throw new GroupcacheError(
         'GC_UNKNOWN_PARAM',
-        `${where}${option}: group ${group.label} names param${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}, which the route does not have (it has: ${route.params.length ? route.params.join(', ') : 'no params'})`
+        `${where}${option}: group ${group.label} names param${missing.length > 1 ? 's' : ''} ${missing.map((m) => `"${m}"`).join(', ')}, which the route does not have (it has: ${(route.params as readonly string[]).join(', ') || 'no params'})`
       )
     }
     return group
@@ -183,7 +197,8 @@ export function compileRoute(
     query: typeof query === 'boolean' ? query : new Set(query),
     authorization: options.authorization === true,
     maxEntryBytes,
-    bumps
+    bumps,
+    params: route.params ?? []
   }
 }
 

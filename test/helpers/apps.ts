@@ -1,7 +1,11 @@
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
+import express, { type RequestHandler } from 'express'
 import Fastify from 'fastify'
 import groupcache, { type GroupDef, type GroupValues, type GroupcacheOptions, type RouteCacheOptions } from '../../lib/index.js'
 import type { CacheStats } from '../../lib/index.js'
+import { expressCache } from '../../lib/express.js'
 import { request, type HttpResult } from './http.js'
 
 /** A framework-neutral request, as a test handler sees it. */
@@ -65,3 +69,38 @@ export const fastifyApp: AppFactory = async (options, routes) => {
 }
 
 export const adapters: Record<string, AppFactory> = { fastify: fastifyApp }
+
+export const expressApp: AppFactory = async (options, routes) => {
+  const gc = expressCache(options)
+  const app = express()
+  app.use(gc.middleware())
+  for (const route of routes) {
+    const handlers: RequestHandler[] = route.cache === undefined ? [] : [gc.route(route.cache)]
+    handlers.push(async (req, res) => {
+      const out = await route.handler({ params: req.params as Record<string, string>, headers: req.headers, url: req.originalUrl })
+      for (const [def, values] of out.bumps ?? []) res.bumpGroup(def, values)
+      res.status(out.status ?? 200)
+      for (const [name, value] of Object.entries(out.headers ?? {})) res.setHeader(name, value)
+      const body = out.body
+      if (body instanceof Readable) body.pipe(res)
+      else if (body === undefined) res.end()
+      else if (typeof body === 'string' || Buffer.isBuffer(body)) res.send(body)
+      else res.json(body)
+    })
+    app[route.method.toLowerCase() as 'get'](route.path, ...handlers)
+  }
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s))
+  })
+  const { port } = server.address() as AddressInfo
+  return {
+    request: (m, p, h) => request(`http://127.0.0.1:${port}`, m, p, h),
+    api: gc,
+    close: async () => {
+      await new Promise((resolve) => server.close(resolve))
+      await gc.close()
+    }
+  }
+}
+
+adapters.express = expressApp

@@ -1,0 +1,28 @@
+import type { GenerationalCache } from '../core/generational-cache.js'
+import type { CacheStats } from '../core/generations.js'
+import type { GroupDef, GroupValues } from '../core/groups.js'
+import type { HttpCache } from './http-cache.js'
+
+/** What both adapters expose: `app.groupcache` in Fastify, the `expressCache()` object in Express. */
+export interface CacheApi {
+  /** Bumps one group now. Resolves false when the store failed and the bump was kept for retry. */
+  bump(def: GroupDef, values?: GroupValues): Promise<boolean>
+  /** Bumps a route's generation, or with params one view group of it. */
+  bumpRoute(urlPattern: string, params?: GroupValues): Promise<boolean>
+  /** Orphans every entry at once by moving the epoch on. */
+  clear(): Promise<boolean>
+  stats(): CacheStats
+  /** The cache underneath, with the function-cache API. */
+  readonly cache: GenerationalCache
+}
+
+export function cacheApi(http: HttpCache): CacheApi {
+  const gens = http.gens
+  return {
+    cache: gens,
+    bump: (def, values) => gens.bump(def, values),
+    bumpRoute: (pattern, params) => http.bumpRoute(pattern, params),
+    clear: () => gens.clear(),
+    stats: () => gens.getStats()
+  }
+}
