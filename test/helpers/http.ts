@@ -8,7 +8,7 @@ export interface HttpResult {
 }
 
 /** One real HTTP request on loopback, with full control over the headers sent. */
-export function request(base: string, method: string, path: string, headers: Record<string, string> = {}): Promise<HttpResult> {
+export function request(base: string, method: string, path: string, headers: Record<string, string> = {}, body?: string): Promise<HttpResult> {
   const url = new URL(path, base)
   return new Promise((resolve, reject) => {
     const req = httpRequest(
@@ -24,6 +24,6 @@ export function request(base: string, method: string, path: string, headers: Rec
       }
     )
     req.on('error', reject)
-    req.end()
+    req.end(body)
   })
 }
