@@ -87,5 +87,7 @@ if (start === undefined) {
   console.error(`unknown scenario ${scenario}; one of ${Object.keys(scenarios).join(', ')}`)
   process.exit(2)
 }
+// Exit cleanly on SIGINT/SIGTERM so `node --cpu-prof` writes its profile.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(0))
 await start()
 console.log('ready')

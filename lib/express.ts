@@ -4,7 +4,7 @@ import type { GroupDef, GroupValues } from './core/groups.js'
 import { GroupcacheError } from './errors.js'
 import { compileTable, expressPatternParams } from './express-patterns.js'
 import { cacheApi, type CacheApi } from './http/api.js'
-import type { Begin, HttpCache, Miss, ReadyResponse } from './http/http-cache.js'
+import { whenReady, type Begin, type Miss, type ReadyResponse } from './http/http-cache.js'
 import { createHttpCache, type GroupcacheOptions } from './http/options.js'
 import type { CompiledRoute, RouteCacheOptions } from './http/route.js'
 
@@ -144,16 +144,17 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
   }
 
   /** Runs a lookup and answers, or lets the request through to its handler. */
-  async function lookup(route: CompiledRoute, req: Request, res: Res, params: GroupValues, next: NextFunction): Promise<void> {
-    const begin: Begin = await http.begin(route, { method: req.method, url: req.originalUrl, headers: req.headers, params, raw: req })
-    if (begin.kind === 'serve') return serve(res, begin)
-    if (begin.kind === 'bypass') {
-      res.setHeader('cache-status', begin.cacheStatus)
-    } else {
-      pendingOf(res).miss = begin
-      res.once('close', () => http.abandon(begin))
-    }
-    next()
+  function lookup(route: CompiledRoute, req: Request, res: Res, params: GroupValues, next: NextFunction): void {
+    whenReady(http.begin(route, { method: req.method, url: req.originalUrl, headers: req.headers, params, raw: req }), (answer: Begin) => {
+      if (answer.kind === 'serve') return serve(res, answer)
+      if (answer.kind === 'bypass') {
+        res.setHeader('cache-status', answer.cacheStatus)
+      } else {
+        pendingOf(res).miss = answer
+        res.once('close', () => http.abandon(answer))
+      }
+      next()
+    })
   }
 
   /**
@@ -191,7 +192,7 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
         if (table.length === 0 || !isGetOrHead(req.method)) return next()
         for (const { entry, route } of table) {
           const params = entry.match(req.path)
-          if (params !== undefined) return void lookup(route, req, res, params, next)
+          if (params !== undefined) return lookup(route, req, res, params, next)
         }
         next()
       }
@@ -218,7 +219,7 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
           }
         }
         if (!checked.cached) return next()
-        void lookup(route, req, res, req.params as GroupValues, next)
+        lookup(route, req, res, req.params as GroupValues, next)
       }
     }
   }

@@ -1,9 +1,9 @@
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions, onRequestAsyncHookHandler, onSendHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { GroupDef, GroupValues } from './core/groups.js'
 import { fastifyRouteParams } from './fastify-params.js'
 import { cacheApi, type CacheApi } from './http/api.js'
-import type { HttpCache, Miss } from './http/http-cache.js'
+import { whenReady, type HttpCache, type Miss } from './http/http-cache.js'
 import { createHttpCache, type GroupcacheOptions } from './http/options.js'
 import type { CompiledRoute, RouteCacheOptions } from './http/route.js'
 
@@ -33,7 +33,7 @@ const kBumps = Symbol('groupcache.bumps')
 type Req = FastifyRequest & { [kMiss]: Miss | null }
 type Rep = FastifyReply & { [kBumps]: string[] | null }
 
-function addHook<K extends 'onRequest' | 'onSend' | 'onResponse' | 'onRequestAbort'>(routeOptions: RouteOptions, name: K, hook: unknown): void {
+function addHook<K extends 'onRequest' | 'onSend'>(routeOptions: RouteOptions, name: K, hook: unknown): void {
   const existing = routeOptions[name] as unknown
   ;(routeOptions as unknown as Record<string, unknown[]>)[name] = existing === undefined ? [hook] : Array.isArray(existing) ? [...existing, hook] : [existing, hook]
 }
@@ -84,8 +84,6 @@ const plugin: FastifyPluginAsync<GroupcacheOptions> = async (fastify, options) =
     if (route.cached) {
       addHook(routeOptions, 'onRequest', lookupHook(http, route))
       addHook(routeOptions, 'onSend', storeHook(http))
-      addHook(routeOptions, 'onResponse', abandonHook(http))
-      addHook(routeOptions, 'onRequestAbort', abandonHook(http))
     }
   })
 
@@ -101,40 +99,39 @@ function declaredBumpsHook(http: HttpCache, route: CompiledRoute) {
   }
 }
 
-function lookupHook(http: HttpCache, route: CompiledRoute): onRequestAsyncHookHandler {
-  return async function groupcacheLookup(request, reply) {
-    const begin = await http.begin(route, { method: request.method, url: request.url, headers: request.headers, params: request.params as GroupValues, raw: request })
-    if (begin.kind === 'miss') {
-      ;(request as Req)[kMiss] = begin
-      return
-    }
-    if (begin.kind === 'bypass') {
-      reply.header('cache-status', begin.cacheStatus)
-      return
-    }
-    reply.code(begin.status).headers(begin.headers).header('cache-status', begin.cacheStatus)
-    if (begin.age !== undefined) reply.header('age', begin.age)
-    return reply.send(begin.body)
+type Done = (err?: Error | null) => void
+
+function lookupHook(http: HttpCache, route: CompiledRoute) {
+  // Callback style, not async: with the memory store a hit is answered with no promise at all.
+  return function groupcacheLookup(request: FastifyRequest, reply: FastifyReply, done: Done): void {
+    const begin = http.begin(route, { method: request.method, url: request.url, headers: request.headers, params: request.params as GroupValues, raw: request })
+    whenReady(begin, (answer) => {
+      if (answer.kind === 'miss') {
+        ;(request as Req)[kMiss] = answer
+        // 'close' comes after the response is sent or when the client goes away first;
+        // either way, requests waiting on this miss must not wait longer.
+        reply.raw.once('close', () => http.abandon(answer))
+        return done()
+      }
+      reply.header('cache-status', answer.cacheStatus)
+      if (answer.kind === 'bypass') return done()
+      reply.code(answer.status).headers(answer.headers)
+      if (answer.age !== undefined) reply.header('age', answer.age)
+      // Answering from a callback hook: send, and do not call done.
+      reply.send(answer.body)
+    })
   }
 }
 
-function storeHook(http: HttpCache): onSendHookHandler {
-  return async function groupcacheStore(request, reply, payload) {
+function storeHook(http: HttpCache) {
+  return function groupcacheStore(request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload: unknown) => void): void {
     const miss = (request as Req)[kMiss]
-    if (miss === null) return payload
-    const finish = await http.finish(miss, reply.statusCode, reply.getHeaders(), payload)
-    reply.header('cache-status', finish.cacheStatus)
-    if (finish.etag !== undefined && !reply.hasHeader('etag')) reply.header('etag', finish.etag)
-    return payload
-  }
-}
-
-function abandonHook(http: HttpCache) {
-  return function groupcacheAbandon(request: FastifyRequest, ...rest: unknown[]): void {
-    const miss = (request as Req)[kMiss]
-    if (miss !== null) http.abandon(miss)
-    const done = rest[rest.length - 1]
-    if (typeof done === 'function') done()
+    if (miss === null) return done(null, payload)
+    void http.finish(miss, reply.statusCode, reply.getHeaders(), payload).then((finish) => {
+      reply.header('cache-status', finish.cacheStatus)
+      if (finish.etag !== undefined && !reply.hasHeader('etag')) reply.header('etag', finish.etag)
+      done(null, payload)
+    })
   }
 }
 

@@ -147,18 +147,19 @@ export class Generations {
 
   /**
    * Reads the epoch and the given versions and the entry they lead to.
-   * Rejects with PendingBumpError when one of the keys has a bump pending,
-   * and with the store's error (or a timeout) when the store fails.
+   * Throws PendingBumpError when one of the keys has a bump pending; the
+   * store's error (or a timeout) rejects. An in-process store answers
+   * synchronously.
    */
-  lookup(versionKeys: readonly string[], requestKey: string): Promise<LookupResult> {
-    if (this.#pending.size > 0 && this.#anyPending(versionKeys)) return Promise.reject(new PendingBumpError())
-    return this.call(this.store.lookup([this.epochKey, ...versionKeys], requestKey, this.entryPrefix))
+  lookup(versionKeys: readonly string[], requestKey: string): LookupResult | Promise<LookupResult> {
+    return this.lookupWithEpoch([this.epochKey, ...versionKeys], requestKey)
   }
 
-  #anyPending(versionKeys: readonly string[]): boolean {
-    if (this.#pending.has(this.epochKey)) return true
-    for (const key of versionKeys) if (this.#pending.has(key)) return true
-    return false
+  /** {@link lookup} for a key list that already starts with the epoch key (HTTP routes precompute it). */
+  lookupWithEpoch(keys: readonly string[], requestKey: string): LookupResult | Promise<LookupResult> {
+    if (this.#pending.size > 0 && keys.some((key) => this.#pending.has(key))) throw new PendingBumpError()
+    const found = this.store.lookup(keys, requestKey, this.entryPrefix)
+    return found instanceof Promise ? this.call(found) : found
   }
 
   /** Writes an entry under a key a lookup returned. */

@@ -40,6 +40,34 @@ export function entryMaterial(versionKeys: readonly string[], versions: readonly
   return material + requestKey
 }
 
+/**
+ * The last entry key derived for each request key, checked against the keys,
+ * versions and prefix before reuse (so it can never return a wrong key). A
+ * hit on the memory store otherwise spends most of its own time building and
+ * hashing the material. A plain Map emptied when full: bounded, with no LRU
+ * bookkeeping on the hit path.
+ */
+interface Derived {
+  prefix: string
+  keys: readonly string[]
+  versions: readonly string[]
+  key: string
+}
+const derived = new Map<string, Derived>()
+const DERIVED_MAX = 4096
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
 export function entryKey(prefixForEntries: string, versionKeys: readonly string[], versions: readonly string[], requestKey: string): string {
-  return prefixForEntries + sha1hex(entryMaterial(versionKeys, versions, requestKey))
+  const last = derived.get(requestKey)
+  if (last !== undefined && last.prefix === prefixForEntries && sameList(last.versions, versions) && sameList(last.keys, versionKeys)) return last.key
+  const key = prefixForEntries + sha1hex(entryMaterial(versionKeys, versions, requestKey))
+  if (derived.size >= DERIVED_MAX) derived.clear()
+  derived.set(requestKey, { prefix: prefixForEntries, keys: versionKeys, versions, key })
+  return key
 }

@@ -1,9 +1,15 @@
+/** Hit values and Age values by second, made once: a hit then allocates neither string. */
+const hits: string[] = []
+const ages: string[] = []
+const REUSED_SECONDS = 86_400
+
 /** RFC 9211 Cache-Status values, exactly as DESIGN §4 lists them. */
 export const CACHE_STATUS = {
   stored: 'groupcache; fwd=miss; stored',
   miss: 'groupcache; fwd=miss',
   collapsed: 'groupcache; fwd=miss; collapsed',
-  hit: (ttlSeconds: number): string => `groupcache; hit; ttl=${ttlSeconds}`,
+  hit: (ttlSeconds: number): string =>
+    ttlSeconds >= 0 && ttlSeconds < REUSED_SECONDS ? (hits[ttlSeconds] ??= `groupcache; hit; ttl=${ttlSeconds}`) : `groupcache; hit; ttl=${ttlSeconds}`,
   bypass: (detail: BypassDetail): string => `groupcache; fwd=bypass; detail=${detail}`
 } as const
 
@@ -21,3 +27,8 @@ export type BypassDetail =
   | 'store-error'
   /** The store did not answer within the timeout. */
   | 'store-timeout'
+
+/** The Age header value for a number of whole seconds. */
+export function ageValue(seconds: number): string {
+  return seconds < REUSED_SECONDS ? (ages[seconds] ??= String(seconds)) : String(seconds)
+}

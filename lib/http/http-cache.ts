@@ -2,10 +2,11 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { GroupcacheError, GroupcacheTypeError } from '../errors.js'
 import { encodeMapping, valueToString } from '../core/encoding.js'
 import { PendingBumpError } from '../core/generations.js'
+import type { LookupResult } from '../store/store.js'
 import type { GenerationalCache } from '../core/generational-cache.js'
 import type { GroupDef, GroupValues } from '../core/groups.js'
 import { versionKeyFromEncoded } from '../core/keys.js'
-import { CACHE_STATUS, type BypassDetail } from './cache-status.js'
+import { ageValue, CACHE_STATUS, type BypassDetail } from './cache-status.js'
 import { decodeEntry, encodeEntry, makeEntry, storableHeaders, type Entry, type HeaderBag, type StoredHeaders } from './entry.js'
 import { ifNoneMatchMatches, unshareableReason } from './policy.js'
 import { requestKey } from './request-key.js'
@@ -49,6 +50,12 @@ export interface Miss {
 
 export type Begin = ReadyResponse | Miss | { readonly kind: 'bypass'; readonly cacheStatus: string }
 
+/** Calls `then` with the value now, or when the promise settles: keeps synchronous answers synchronous. */
+export function whenReady<T>(value: T | Promise<T>, then: (value: T) => void): void {
+  if (value instanceof Promise) void value.then(then)
+  else then(value)
+}
+
 export interface Finish {
   readonly cacheStatus: string
   /** Set on the response when it was stored, so clients can revalidate against later hits. */
@@ -78,10 +85,11 @@ export class HttpCache {
     return compileRoute(this.gens, this.defaults, route, config)
   }
 
-  /** The route generation key and the route's group keys for one request. */
-  versionKeys(route: CompiledRoute, given: GroupValues, raw: unknown): string[] {
+  /** The epoch, route generation and group keys of one request. */
+  versionKeys(route: CompiledRoute, given: GroupValues, raw: unknown): readonly string[] {
+    if (route.staticKeys !== undefined) return route.staticKeys
     const params = withAbsentParams(route, given)
-    const keys = [route.routeKey]
+    const keys = [this.gens.epochKey, route.routeKey]
     if (route.viewGroup) {
       const mapping: Record<string, string> = {}
       for (const name of Object.keys(params)) {
@@ -99,13 +107,13 @@ export class HttpCache {
    * Looks a request up. Versions are read here, before the handler runs, and
    * the miss carries the key built from them: a bump landing while the handler
    * runs changes the versions, so the entry it stores is already orphaned.
+   * Answers synchronously when the store does (the memory store): the hit path
+   * then allocates no promise.
    */
-  async begin(route: CompiledRoute, req: HttpRequest): Promise<Begin> {
-    const stats = this.gens.stats
-    const head = req.method === 'HEAD'
-    if (req.method !== 'GET' && !head) return this.#bypass('method')
+  begin(route: CompiledRoute, req: HttpRequest): Begin | Promise<Begin> {
+    if (req.method !== 'GET' && req.method !== 'HEAD') return this.#bypass('method')
     if (!route.authorization && req.headers.authorization !== undefined) return this.#bypass('authorization')
-    let keys: string[]
+    let keys: readonly string[]
     try {
       keys = this.versionKeys(route, req.params, req.raw)
     } catch (err) {
@@ -113,37 +121,48 @@ export class HttpCache {
       this.gens.logger.warn({ err, route: route.name }, 'groupcache: a group could not be resolved for this request; served uncached')
       return this.#bypass('group-error')
     }
-    let found
+    let found: LookupResult | Promise<LookupResult>
     try {
-      found = await this.gens.lookup(keys, requestKey(route, req.url, req.headers))
+      found = this.gens.lookupWithEpoch(keys, requestKey(route, req.url, req.headers))
     } catch (err) {
       return this.#bypass(this.#storeFault(err, route))
     }
+    if (found instanceof Promise) {
+      return found.then(
+        (result) => this.#answer(route, req, result),
+        (err: unknown) => this.#bypass(this.#storeFault(err, route))
+      )
+    }
+    return this.#answer(route, req, found)
+  }
+
+  #answer(route: CompiledRoute, req: HttpRequest, found: LookupResult): Begin | Promise<Begin> {
+    const stats = this.gens.stats
     const entry = found.entry === undefined ? undefined : decodeEntry(found.entry)
     const now = Date.now()
     if (entry !== undefined && entry.storedAt + entry.ttlMs > now) {
       stats.hits++
       const cacheStatus = CACHE_STATUS.hit(Math.floor((entry.storedAt + entry.ttlMs - now) / 1000))
-      const age = String(Math.max(0, Math.floor((now - entry.storedAt) / 1000)))
+      const age = ageValue(Math.max(0, Math.floor((now - entry.storedAt) / 1000)))
       if (ifNoneMatchMatches(req.headers['if-none-match'], entry.etag)) {
         return { kind: 'serve', status: 304, headers: entry.notModifiedHeaders, body: undefined, cacheStatus, age }
       }
       return { kind: 'serve', status: entry.status, headers: entry.headers, body: entry.body, cacheStatus, age }
     }
     stats.misses++
-    if (head) return { kind: 'miss', route, entryKey: found.entryKey, storable: false, done: false, followers: undefined }
-    const leading = this.#inflight.get(found.entryKey)
+    const { entryKey } = found
+    if (req.method === 'HEAD') return { kind: 'miss', route, entryKey, storable: false, done: false, followers: undefined }
+    const leading = this.#inflight.get(entryKey)
     if (leading !== undefined) {
-      const shared = await leading
-      if (shared !== undefined) {
+      return leading.then((shared): Begin => {
+        if (shared === undefined) return { kind: 'miss', route, entryKey, storable: true, done: false, followers: undefined }
         stats.collapsed++
         return { kind: 'serve', status: shared.status, headers: shared.headers, body: shared.body, cacheStatus: CACHE_STATUS.collapsed, age: undefined }
-      }
-      return { kind: 'miss', route, entryKey: found.entryKey, storable: true, done: false, followers: undefined }
+      })
     }
     let release!: (entry: Entry | undefined) => void
-    this.#inflight.set(found.entryKey, new Promise<Entry | undefined>((resolve) => (release = resolve)))
-    return { kind: 'miss', route, entryKey: found.entryKey, storable: true, done: false, followers: release }
+    this.#inflight.set(entryKey, new Promise<Entry | undefined>((resolve) => (release = resolve)))
+    return { kind: 'miss', route, entryKey, storable: true, done: false, followers: release }
   }
 
   /** Takes the handler's response: shares it with waiting requests and stores it when allowed. */

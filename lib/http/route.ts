@@ -88,8 +88,10 @@ export interface CompiledRoute {
   readonly groups: readonly RouteGroup[]
   /** True when the response depends on the view group (no groups declared). */
   readonly viewGroup: boolean
-  /** Route generation key `{ route: pattern }`, first of the route's version keys. */
+  /** Route generation key `{ route: pattern }`, first of the route's version keys after the epoch. */
   readonly routeKey: string
+  /** The whole version key list (epoch, route, groups) when no group reads the request, computed once. */
+  readonly staticKeys: readonly string[] | undefined
   /** Digest of the cache config: a changed config never serves entries of the old one. */
   readonly fingerprint: string
   readonly ttlMs: number
@@ -182,6 +184,7 @@ export function compileRoute(
     ])
   ).slice(0, 16)
 
+  const routeKey = routeKeyFor(gens, route.pattern)
   return {
     pattern: route.pattern,
     name: route.name,
@@ -189,7 +192,8 @@ export function compileRoute(
     cached: route.cacheable && (cacheOnly.length > 0 || options.bumps === undefined),
     groups,
     viewGroup: groups.length === 0,
-    routeKey: routeKeyFor(gens, route.pattern),
+    routeKey,
+    staticKeys: groups.length > 0 && groups.every((g) => g.key !== undefined) ? [gens.epochKey, routeKey, ...groups.map((g) => g.key as string)] : undefined,
     fingerprint,
     ttlMs: ttl * 1000,
     statuses: new Set(statuses),

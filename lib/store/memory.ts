@@ -39,7 +39,8 @@ function positiveInt(options: MemoryStoreOptions, name: keyof MemoryStoreOptions
 export class MemoryStore implements Store {
   readonly local = true
   readonly #entries: LRUCache<string, Buffer>
-  readonly #versions: LRUCache<string, number>
+  /** Versions as decimal strings: converted once per bump, not once per hit. */
+  readonly #versions: LRUCache<string, string>
   /** Every version handed out so far is below this: reseeds start here or later. */
   #floor = 0
 
@@ -49,12 +50,13 @@ export class MemoryStore implements Store {
       maxSize: positiveInt(options, 'maxBytes', 64 * 1024 * 1024),
       sizeCalculation: (value, key) => value.byteLength + key.length + ENTRY_OVERHEAD
     })
-    this.#versions = new LRUCache<string, number>({
+    this.#versions = new LRUCache<string, string>({
       max: positiveInt(options, 'maxVersions', 100_000),
       // A version leaving the table (evicted, or replaced by a bump) raises the
       // floor, so a reseed of that key can never land on a value it had.
       dispose: (value) => {
-        if (value >= this.#floor) this.#floor = value + 1
+        const n = Number(value)
+        if (n >= this.#floor) this.#floor = n + 1
       }
     })
   }
@@ -63,13 +65,13 @@ export class MemoryStore implements Store {
    * A fresh version: microseconds since the epoch (about 2^50.7 today, exact in
    * a double), and never below a version this store already handed out.
    */
-  #seed(): number {
+  #seed(): string {
     const seed = Math.max(Date.now() * 1000, this.#floor)
     this.#floor = seed + 1
-    return seed
+    return String(seed)
   }
 
-  #version(key: string): number {
+  #version(key: string): string {
     let version = this.#versions.get(key)
     if (version === undefined) {
       version = this.#seed()
@@ -78,8 +80,8 @@ export class MemoryStore implements Store {
     return version
   }
 
-  async lookup(versionKeys: readonly string[], requestKey: string, entryPrefix: string): Promise<LookupResult> {
-    const versions = versionKeys.map((k) => String(this.#version(k)))
+  lookup(versionKeys: readonly string[], requestKey: string, entryPrefix: string): LookupResult {
+    const versions = versionKeys.map((k) => this.#version(k))
     const key = entryKey(entryPrefix, versionKeys, versions, requestKey)
     return { versions, entryKey: key, entry: this.#entries.get(key) }
   }
@@ -95,7 +97,7 @@ export class MemoryStore implements Store {
   async bump(versionKeys: readonly string[]): Promise<void> {
     for (const key of versionKeys) {
       const current = this.#versions.get(key)
-      this.#versions.set(key, current === undefined ? this.#seed() : current + 1)
+      this.#versions.set(key, current === undefined ? this.#seed() : String(Number(current) + 1))
     }
   }
 

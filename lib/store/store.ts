@@ -19,8 +19,10 @@ export interface Store {
    * Reads the version of every key, seeding a missing one with a fresh value
    * that was never used for it before; derives the entry key from
    * `entryPrefix`, the keys, their versions and `requestKey`; reads the entry.
+   * An in-process store may answer without a promise: the memory hit path then
+   * runs synchronously, with no promise or microtask per request.
    */
-  lookup(versionKeys: readonly string[], requestKey: string, entryPrefix: string): Promise<LookupResult>
+  lookup(versionKeys: readonly string[], requestKey: string, entryPrefix: string): LookupResult | Promise<LookupResult>
   /** Stores an entry. `ttlMs` is always positive: nothing lives forever. */
   set(key: string, value: Buffer, ttlMs: number): Promise<void>
   /** Drops one entry. */

@@ -23,7 +23,7 @@ export class FaultyStore implements Store {
 
   async lookup(keys: readonly string[], requestKey: string, entryPrefix: string): Promise<LookupResult> {
     await this.#gate()
-    return this.inner.lookup(keys, requestKey, entryPrefix)
+    return await this.inner.lookup(keys, requestKey, entryPrefix)
   }
   async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
     await this.#gate()
