@@ -9,7 +9,7 @@ import { Redis } from 'ioredis'
 import groupcache, { RedisStore } from '../lib/index.js'
 import { expressCache } from '../lib/express.js'
 
-export const BODY = JSON.stringify({ items: Array.from({ length: 20 }, (_, i) => ({ id: i, title: `Post number ${i}`, tags: ['cache', 'fastify'] })) })
+import { BODY } from './body.js'
 const [scenario = '', portArg = '0', redisPort = '6379'] = process.argv.slice(2)
 const port = Number(portArg)
 const redis = () => new Redis({ host: '127.0.0.1', port: Number(redisPort) })

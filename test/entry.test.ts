@@ -71,3 +71,14 @@ t.test('If-None-Match uses the weak comparison', async (t) => {
   t.notOk(ifNoneMatchMatches('"b"', '"a"'))
   t.notOk(ifNoneMatchMatches(undefined, '"a"'))
 })
+
+t.test('entries read by key (from Redis) are decoded once while their bytes stay the same', async (t) => {
+  const bytes = encodeEntry(makeEntry(200, { 'content-type': 'text/plain' }, Buffer.from('v1'), 1, 60_000))
+  const first = decodeEntry(Buffer.from(bytes), 'gc:e:k1')
+  t.equal(decodeEntry(Buffer.from(bytes), 'gc:e:k1'), first, 'fresh Buffers with the same bytes: the same decoded entry')
+  const other = encodeEntry(makeEntry(200, { 'content-type': 'text/plain' }, Buffer.from('v2'), 2, 60_000))
+  t.equal(decodeEntry(Buffer.from(other), 'gc:e:k1')?.body.toString(), 'v2', 'other bytes under the same key are decoded anew')
+  t.equal(decodeEntry(Buffer.from([7, 7]), 'gc:e:k2'), undefined, 'unreadable bytes are a miss')
+  for (let i = 0; i < 300; i++) decodeEntry(Buffer.from(bytes), `gc:e:many${i}`)
+  t.equal(decodeEntry(Buffer.from(bytes), 'gc:e:k1')?.body.toString(), 'v1', 'right after the memo was emptied')
+})

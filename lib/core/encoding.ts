@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { hash } from 'node:crypto'
 import { GroupcacheTypeError } from '../errors.js'
 
 /** A group's identity: flat string keys to string values (DESIGN §2). */
@@ -52,12 +52,15 @@ export function encodeMapping(mapping: Mapping): string {
   return JSON.stringify(pairs)
 }
 
+// crypto.hash is the one-shot form (Node >= 20.12): no Hash object per call,
+// about half the cost of createHash() for short inputs.
+
 /** Short, key-safe digest for version keys (computed in JS only). */
-export function digest(text: string): string {
-  return createHash('sha1').update(text).digest('base64url')
+export function digest(text: string | Buffer): string {
+  return hash('sha1', text, 'base64url')
 }
 
 /** Hex sha1: the one hash Redis's Lua also has (`redis.sha1hex`), used for entry keys. */
 export function sha1hex(text: string): string {
-  return createHash('sha1').update(text).digest('hex')
+  return hash('sha1', text, 'hex')
 }

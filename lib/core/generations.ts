@@ -2,6 +2,7 @@ import { GroupcacheError } from '../errors.js'
 import { MemoryStore } from '../store/memory.js'
 import type { LookupResult, Store } from '../store/store.js'
 import { compileGroup, type CompiledGroup, type GroupDef, type GroupValues } from './groups.js'
+import { Deadlines } from './deadlines.js'
 import { entryPrefix, epochKey, versionKeyFromEncoded } from './keys.js'
 
 /** Where groupcache reports store faults and misses. pino's (and so Fastify's) logger fits. */
@@ -108,6 +109,7 @@ export class Generations {
   #retrying: Promise<void> | undefined
   /** Compiled string definitions, so a bump by name does not re-parse it every call. */
   readonly #groupCache = new Map<string, CompiledGroup>()
+  readonly #deadlines: Deadlines
 
   constructor(options: GenerationsOptions = {}) {
     this.store = options.store ?? new MemoryStore()
@@ -117,6 +119,7 @@ export class Generations {
     }
     this.ttl = positiveNumber(options.ttl ?? 60, 'ttl')
     this.timeout = positiveNumber(options.timeout ?? 250, 'timeout')
+    this.#deadlines = new Deadlines(this.timeout)
     this.logger = options.logger ?? consoleLogger
     this.epochKey = epochKey(this.prefix)
     this.entryPrefix = entryPrefix(this.prefix)
@@ -235,22 +238,7 @@ export class Generations {
 
   /** Bounds a store call by the timeout (in-process stores need none). */
   call<T>(promise: Promise<T>): Promise<T> {
-    if (this.store.local === true) return promise
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        reject(new GroupcacheError('GC_STORE_TIMEOUT', `groupcache: store did not answer within ${this.timeout} ms`))
-      }, this.timeout)
-      promise.then(
-        (value) => {
-          clearTimeout(timer)
-          resolve(value)
-        },
-        (err: unknown) => {
-          clearTimeout(timer)
-          reject(err)
-        }
-      )
-    })
+    return this.store.local === true ? promise : this.#deadlines.bound(promise)
   }
 
   getStats(): CacheStats {

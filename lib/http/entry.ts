@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { digest } from '../core/encoding.js'
 
 /** Response headers as frameworks hand them over (Node's OutgoingHttpHeaders). */
 export type HeaderBag = Readonly<Record<string, number | string | readonly string[] | undefined>>
@@ -29,7 +29,7 @@ const NOT_MODIFIED_KEPT = new Set(['cache-control', 'content-location', 'expires
 
 /** Strong ETag from the body bytes. */
 export function computeEtag(body: Buffer): string {
-  return `"${createHash('sha1').update(body).digest('base64url')}"`
+  return `"${digest(body)}"`
 }
 
 /** Headers worth keeping from a response, lower-cased. */
@@ -70,7 +70,9 @@ const FORMAT = 1
 
 export function encodeEntry(entry: Entry): Buffer {
   const head = Buffer.from(JSON.stringify([entry.status, entry.headers, entry.storedAt, entry.ttlMs]))
-  const out = Buffer.allocUnsafe(5 + head.length + entry.body.length)
+  // Not allocUnsafe: a small Buffer from Node's shared pool would keep its whole
+  // 8 KB slab alive for as long as the entry is cached.
+  const out = Buffer.allocUnsafeSlow(5 + head.length + entry.body.length)
   out[0] = FORMAT
   out.writeUInt32BE(head.length, 1)
   head.copy(out, 5)
@@ -80,15 +82,37 @@ export function encodeEntry(entry: Entry): Buffer {
 
 /**
  * Decoded entries by their bytes: the memory store hands back the same Buffer
- * on every hit, so each entry is decoded once. Redis hands back fresh Buffers,
- * which simply miss here and are collected with the request.
+ * on every hit, so each entry is decoded once.
  */
 const decoded = new WeakMap<Buffer, Entry>()
 
+/**
+ * Redis hands back fresh Buffers, so recent entries are also kept by entry key,
+ * with a copy of their bytes (a reply may be a slice of a large socket buffer):
+ * a hit then costs a byte comparison instead of a JSON parse. An entry key
+ * embeds the versions, and the bytes are compared, so this never answers with
+ * other content than the store's. Bounded: emptied when full.
+ */
+const recent = new Map<string, { bytes: Buffer; entry: Entry }>()
+const RECENT_MAX = 256
+
 /** Decodes entry bytes; undefined for bytes this version cannot read (treated as a miss). */
-export function decodeEntry(bytes: Buffer): Entry | undefined {
+export function decodeEntry(bytes: Buffer, key?: string): Entry | undefined {
   const cached = decoded.get(bytes)
   if (cached !== undefined) return cached
+  if (key === undefined) return parseEntry(bytes)
+  const last = recent.get(key)
+  if (last !== undefined && last.bytes.equals(bytes)) return last.entry
+  const copy = Buffer.from(bytes)
+  const entry = parseEntry(copy)
+  if (entry !== undefined) {
+    if (recent.size >= RECENT_MAX) recent.clear()
+    recent.set(key, { bytes: copy, entry })
+  }
+  return entry
+}
+
+function parseEntry(bytes: Buffer): Entry | undefined {
   if (bytes.length < 5 || bytes[0] !== FORMAT) return undefined
   const headLength = bytes.readUInt32BE(1)
   if (5 + headLength > bytes.length) return undefined

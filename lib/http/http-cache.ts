@@ -138,7 +138,7 @@ export class HttpCache {
 
   #answer(route: CompiledRoute, req: HttpRequest, found: LookupResult): Begin | Promise<Begin> {
     const stats = this.gens.stats
-    const entry = found.entry === undefined ? undefined : decodeEntry(found.entry)
+    const entry = found.entry === undefined ? undefined : decodeEntry(found.entry, this.gens.store.local === true ? undefined : found.entryKey)
     const now = Date.now()
     if (entry !== undefined && entry.storedAt + entry.ttlMs > now) {
       stats.hits++
