@@ -31,7 +31,8 @@ interface Pair {
 const PAIRS: Pair[] = [
   { name: 'memory-store hit', baseline: 'bare', candidate: 'memory-hit', goal: 0.9 },
   { name: 'Redis hit (single node)', baseline: 'redis-get-hook', candidate: 'redis-hit', goal: 0.9 },
-  { name: 'Express hit', baseline: 'apicache-hit', candidate: 'express-hit', goal: 1.5 },
+  { name: 'Express hit, gc.route()', baseline: 'apicache-hit', candidate: 'express-hit', goal: 1.5 },
+  { name: 'Express hit, route table', baseline: 'apicache-hit', candidate: 'express-table-hit', goal: 1.5 },
   { name: 'miss (2 ms handler)', baseline: 'miss-uncached', candidate: 'miss-cached', goal: 0.95, unique: true }
 ]
 
