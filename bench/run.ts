@@ -16,7 +16,7 @@ import { freePort, startRedis } from '../test/helpers/redis.js'
 const quick = process.argv.includes('--quick')
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.length)
 const DURATION = quick ? 3 : 8
-const ROUNDS = quick ? 3 : 5
+const ROUNDS = Number(process.env.ROUNDS ?? (quick ? 3 : 5))
 const CONNECTIONS = 20
 
 interface Pair {

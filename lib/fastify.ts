@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { GroupDef, GroupValues } from './core/groups.js'
 import { fastifyRouteParams } from './fastify-params.js'
@@ -138,4 +138,3 @@ function storeHook(http: HttpCache) {
 /** The Fastify plugin: register it before the routes it caches. */
 export const groupcache = fp(plugin, { name: 'groupcache', fastify: '5.x' })
 export default groupcache
-export type { FastifyInstance }
