@@ -1,7 +1,16 @@
 import t from 'tap'
 import { gate, matrix } from './helpers/matrix.js'
+import type { TestApp } from './helpers/apps.js'
 
 const N = 20
+
+/** Sends n identical requests, waits until all of them have missed, then opens the gate their handler waits on. */
+async function missTogether(a: TestApp, path: string, n: number, release: { open(): void }) {
+  const responses = Array.from({ length: n }, () => a.request('GET', path))
+  while (a.api.stats().misses < n) await new Promise((resolve) => setImmediate(resolve))
+  release.open()
+  return Promise.all(responses)
+}
 
 await matrix(t, async (t, { app }) => {
   await t.test(`${N} concurrent cold misses run the handler once`, async (t) => {
@@ -19,10 +28,7 @@ await matrix(t, async (t, { app }) => {
         }
       }
     ])
-    const responses = Array.from({ length: N }, () => a.request('GET', '/hot'))
-    while (a.api.stats().misses < N) await new Promise((resolve) => setImmediate(resolve))
-    release.open()
-    const all = await Promise.all(responses)
+    const all = await missTogether(a, '/hot', N, release)
     t.equal(runs, 1)
     t.ok(all.every((r) => r.status === 200 && r.body === 'computed 1'))
     const statuses = all.map((r) => r.headers['cache-status']).sort()
@@ -45,10 +51,7 @@ await matrix(t, async (t, { app }) => {
         }
       }
     ])
-    const responses = Array.from({ length: 5 }, () => a.request('GET', '/login'))
-    while (a.api.stats().misses < 5) await new Promise((resolve) => setImmediate(resolve))
-    release.open()
-    const all = await Promise.all(responses)
+    const all = await missTogether(a, '/login', 5, release)
     t.equal(runs, 5)
     for (const r of all) {
       t.equal(r.headers['cache-status'], 'groupcache; fwd=miss')
@@ -72,10 +75,7 @@ await matrix(t, async (t, { app }) => {
         }
       }
     ])
-    const responses = Array.from({ length: 3 }, () => a.request('GET', '/flaky'))
-    while (a.api.stats().misses < 3) await new Promise((resolve) => setImmediate(resolve))
-    release.open()
-    const all = await Promise.all(responses)
+    const all = await missTogether(a, '/flaky', 3, release)
     t.same(all.map((r) => r.status).sort(), [200, 200, 503])
     t.equal(runs, 3)
   })

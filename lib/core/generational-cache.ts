@@ -199,22 +199,27 @@ export class GenerationalCache extends Generations {
     return { versionKeys, requestKey: JSON.stringify(['fn', name, canonicalText(rest, 'values'), canonicalText(args, 'arguments')]) }
   }
 
+  /** Looks an address up and counts the hit or miss (a miss is logged at debug level: the seed's log_misses). Store faults reject. */
+  async #read(address: Address): Promise<{ value: unknown; entryKey: string }> {
+    const found = await this.lookup(address.versionKeys, address.requestKey)
+    const value = found.entry === undefined ? undefined : decodeValue(found.entry)
+    if (value !== undefined) {
+      this.stats.hits++
+    } else {
+      this.stats.misses++
+      this.logger.debug?.({ requestKey: address.requestKey }, 'groupcache: miss')
+    }
+    return { value, entryKey: found.entryKey }
+  }
+
   async #get(address: Address, what: string): Promise<unknown> {
     if (!this.enabled) return undefined
     try {
-      const found = await this.lookup(address.versionKeys, address.requestKey)
-      const value = found.entry === undefined ? undefined : decodeValue(found.entry)
-      if (value !== undefined) {
-        this.stats.hits++
-        return value
-      }
+      return (await this.#read(address)).value
     } catch (err) {
       this.#fault(err, what)
       return undefined
     }
-    this.stats.misses++
-    this.logger.debug?.({ requestKey: address.requestKey }, 'groupcache: miss')
-    return undefined
   }
 
   async #set(address: Address, bytes: Buffer, ttlMs: number): Promise<boolean> {
@@ -240,21 +245,15 @@ export class GenerationalCache extends Generations {
 
   async #getOrSet(address: Address, compute: () => unknown, ttlMs: number, enabled: boolean): Promise<unknown> {
     if (!enabled) return compute()
-    let entryKey: string | undefined
+    let entryKey: string
     try {
-      const found = await this.lookup(address.versionKeys, address.requestKey)
-      const value = found.entry === undefined ? undefined : decodeValue(found.entry)
-      if (value !== undefined) {
-        this.stats.hits++
-        return value
-      }
-      entryKey = found.entryKey
+      const read = await this.#read(address)
+      if (read.value !== undefined) return read.value
+      entryKey = read.entryKey
     } catch (err) {
       this.#fault(err, 'lookup')
       return compute()
     }
-    this.stats.misses++
-    this.logger.debug?.({ requestKey: address.requestKey }, 'groupcache: miss')
     const leading = this.#inflight.get(entryKey)
     if (leading !== undefined) {
       this.stats.collapsed++
