@@ -18,6 +18,8 @@ const only = process.argv.find((a) => a.startsWith('--only='))?.slice('--only='.
 const DURATION = quick ? 3 : 8
 const ROUNDS = Number(process.env.ROUNDS ?? (quick ? 3 : 5))
 const CONNECTIONS = 20
+/** Seconds of load each server gets before the measured rounds. */
+const WARMUP = Number(process.env.WARMUP ?? 1)
 
 interface Pair {
   name: string
@@ -82,8 +84,8 @@ async function runPair(pair: Pair, redisPort: number) {
   const a = await startServer(pair.baseline, redisPort)
   const b = await startServer(pair.candidate, redisPort)
   try {
-    await load(a.url, !!pair.unique, 1) // warm up (and fill caches)
-    await load(b.url, !!pair.unique, 1)
+    await load(a.url, !!pair.unique, WARMUP) // warm up (and fill caches)
+    await load(b.url, !!pair.unique, WARMUP)
     const rpsA: number[] = []
     const rpsB: number[] = []
     const ratios: number[] = []
