@@ -139,15 +139,19 @@ export class HttpCache {
   #answer(route: CompiledRoute, req: HttpRequest, found: LookupResult): Begin | Promise<Begin> {
     const stats = this.gens.stats
     const entry = found.entry === undefined ? undefined : decodeEntry(found.entry, this.gens.store.local === true ? undefined : found.entryKey)
-    const now = Date.now()
-    if (entry !== undefined && entry.storedAt + entry.ttlMs > now) {
-      stats.hits++
-      const cacheStatus = CACHE_STATUS.hit(Math.floor((entry.storedAt + entry.ttlMs - now) / 1000))
-      const age = ageValue(Math.max(0, Math.floor((now - entry.storedAt) / 1000)))
-      if (ifNoneMatchMatches(req.headers['if-none-match'], entry.etag)) {
-        return { kind: 'serve', status: 304, headers: entry.notModifiedHeaders, body: undefined, cacheStatus, age }
+    if (entry !== undefined) {
+      const now = Date.now()
+      const expires = entry.storedAt + entry.ttlMs
+      // Fresh; or stale within the window while an identical request revalidates.
+      if (expires > now || (now < expires + route.staleMs && this.#inflight.has(found.entryKey))) {
+        stats.hits++
+        const cacheStatus = CACHE_STATUS.hit(Math.trunc((expires - now) / 1000))
+        const age = ageValue(Math.max(0, Math.floor((now - entry.storedAt) / 1000)))
+        if (ifNoneMatchMatches(req.headers['if-none-match'], entry.etag)) {
+          return { kind: 'serve', status: 304, headers: entry.notModifiedHeaders, body: undefined, cacheStatus, age }
+        }
+        return { kind: 'serve', status: entry.status, headers: entry.headers, body: entry.body, cacheStatus, age }
       }
-      return { kind: 'serve', status: entry.status, headers: entry.headers, body: entry.body, cacheStatus, age }
     }
     stats.misses++
     const { entryKey } = found
@@ -178,7 +182,8 @@ export class HttpCache {
     this.#release(miss, entry)
     if (entry === undefined || entry.body.length > route.maxEntryBytes) return { cacheStatus: CACHE_STATUS.miss, etag: undefined }
     try {
-      await this.gens.write(miss.entryKey, encodeEntry(entry), route.ttlMs)
+      // Kept past its ttl for the stale window; freshness is judged from the entry's own ttl.
+      await this.gens.write(miss.entryKey, encodeEntry(entry), route.ttlMs + route.staleMs)
     } catch (err) {
       this.gens.stats.errors++
       this.gens.logger.warn({ err, route: route.name }, 'groupcache: storing a response failed; served uncached')

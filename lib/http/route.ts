@@ -48,6 +48,14 @@ export interface RouteCacheOptions {
    * @default the plugin's `maxEntryBytes` (1 MiB)
    */
   maxEntryBytes?: number
+  /**
+   * Seconds an entry is kept past its `ttl` to answer identical requests that
+   * arrive while one request re-runs the handler (`Cache-Status: … hit; ttl=-N`).
+   * The first request after `ttl` always waits for the handler. A bump still
+   * orphans stale entries at once.
+   * @default 0
+   */
+  staleWhileRevalidate?: number
 }
 
 /** Plugin-level defaults for route options. */
@@ -57,7 +65,7 @@ export interface RouteDefaults {
   maxEntryBytes: number
 }
 
-const ROUTE_OPTION_NAMES = new Set(['group', 'groups', 'ttl', 'bumps', 'vary', 'query', 'statuses', 'authorization', 'maxEntryBytes'])
+const ROUTE_OPTION_NAMES = new Set(['group', 'groups', 'ttl', 'bumps', 'vary', 'query', 'statuses', 'authorization', 'maxEntryBytes', 'staleWhileRevalidate'])
 
 /** A group of a route: its version key when it reads no values, else how to compute it. */
 export interface RouteGroup {
@@ -95,6 +103,8 @@ export interface CompiledRoute {
   /** Digest of the cache config: a changed config never serves entries of the old one. */
   readonly fingerprint: string
   readonly ttlMs: number
+  /** How long past `ttlMs` an entry may answer requests that arrive during a revalidation. */
+  readonly staleMs: number
   readonly statuses: ReadonlySet<number>
   /** Lower-cased header names. */
   readonly vary: readonly string[]
@@ -160,6 +170,10 @@ export function compileRoute(
 
   const ttl = positiveNumber(options.ttl ?? defaults.ttl, 'ttl', where)
   const maxEntryBytes = positiveNumber(options.maxEntryBytes ?? defaults.maxEntryBytes, 'maxEntryBytes', where)
+  const stale = options.staleWhileRevalidate ?? 0
+  if (typeof stale !== 'number' || !Number.isFinite(stale) || stale < 0) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}option staleWhileRevalidate must be a number of seconds (0 or more), got ${JSON.stringify(stale)}`)
+  }
   const statuses = checkStatuses(options.statuses ?? defaults.statuses, where)
   const vary = checkStringList(options.vary ?? [], 'vary', where).map((h) => h.toLowerCase())
   const query = options.query ?? true
@@ -180,7 +194,8 @@ export function compileRoute(
       vary,
       typeof query === 'boolean' ? query : [...query].sort(),
       options.authorization === true,
-      maxEntryBytes
+      maxEntryBytes,
+      stale
     ])
   ).slice(0, 16)
 
@@ -196,6 +211,7 @@ export function compileRoute(
     staticKeys: groups.length > 0 && groups.every((g) => g.key !== undefined) ? [gens.epochKey, routeKey, ...groups.map((g) => g.key as string)] : undefined,
     fingerprint,
     ttlMs: ttl * 1000,
+    staleMs: stale * 1000,
     statuses: new Set(statuses),
     vary,
     query: typeof query === 'boolean' ? query : new Set(query),
