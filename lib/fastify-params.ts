@@ -3,7 +3,7 @@
  * `/ - . ( :`, an optional `:name?`, a regexp `:name(...)`, and `*`. `::` is an
  * escaped colon.
  */
-export function fastifyRouteParams(url: string): { params: string[] } {
+export function fastifyRouteParams(url: string): string[] {
   const params: string[] = []
   for (let i = 0; i < url.length; i++) {
     const ch = url[i]
@@ -22,7 +22,7 @@ export function fastifyRouteParams(url: string): { params: string[] } {
       i = j - 1
     }
   }
-  return { params }
+  return params
 }
 
 /** Index just past the `)` closing the `(` at `open`, allowing nesting and escapes. */

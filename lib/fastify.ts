@@ -68,7 +68,7 @@ const plugin: FastifyPluginAsync<GroupcacheOptions> = async (fastify, options) =
     const config = routeOptions.config?.cache
     if (config === undefined || config === false) return
     const methods = ([] as string[]).concat(routeOptions.method)
-    const { params } = fastifyRouteParams(routeOptions.url)
+    const params = fastifyRouteParams(routeOptions.url)
     const route = http.compile(
       {
         pattern: routeOptions.url,

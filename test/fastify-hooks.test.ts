@@ -8,14 +8,14 @@ import { gate } from './helpers/matrix.js'
 import { until } from './helpers/faulty-store.js'
 
 t.test('the params of Fastify patterns', async (t) => {
-  t.same(fastifyRouteParams('/users/:userId/posts/:postId'), { params: ['userId', 'postId'] })
-  t.same(fastifyRouteParams('/a/:id?'), { params: ['id'] })
-  t.same(fastifyRouteParams('/r/:id(^\\d+)/:rest'), { params: ['id', 'rest'] })
-  t.same(fastifyRouteParams('/r/:id(^(a|b)\\)$)x'), { params: ['id'] }, 'nested and escaped parentheses')
-  t.same(fastifyRouteParams('/r/:id(^\\d+'), { params: ['id'] }, 'an unterminated regexp ends the pattern')
-  t.same(fastifyRouteParams('/m/:lat-:lng.:fmt'), { params: ['lat', 'lng', 'fmt'] })
-  t.same(fastifyRouteParams('/time/10::30/:x'), { params: ['x'] }, ':: is an escaped colon')
-  t.same(fastifyRouteParams('/files/*'), { params: ['*'] })
+  t.same(fastifyRouteParams('/users/:userId/posts/:postId'), ['userId', 'postId'])
+  t.same(fastifyRouteParams('/a/:id?'), ['id'])
+  t.same(fastifyRouteParams('/r/:id(^\\d+)/:rest'), ['id', 'rest'])
+  t.same(fastifyRouteParams('/r/:id(^(a|b)\\)$)x'), ['id'], 'nested and escaped parentheses')
+  t.same(fastifyRouteParams('/r/:id(^\\d+'), ['id'], 'an unterminated regexp ends the pattern')
+  t.same(fastifyRouteParams('/m/:lat-:lng.:fmt'), ['lat', 'lng', 'fmt'])
+  t.same(fastifyRouteParams('/time/10::30/:x'), ['x'], ':: is an escaped colon')
+  t.same(fastifyRouteParams('/files/*'), ['*'])
 })
 
 t.test('the route’s own hooks still run, whether given as a function or an array', async (t) => {

@@ -91,12 +91,7 @@ export class HttpCache {
     const params = withAbsentParams(route, given)
     const keys = [this.gens.epochKey, route.routeKey]
     if (route.viewGroup) {
-      const mapping: Record<string, string> = {}
-      for (const name of Object.keys(params)) {
-        if (params[name] !== undefined) mapping[name] = valueToString(params[name], `view group of ${route.name}`, name)
-      }
-      mapping.route = route.pattern
-      keys.push(versionKeyFromEncoded(this.gens.prefix, encodeMapping(mapping)))
+      keys.push(this.#viewGroupKey(route.pattern, params))
       return keys
     }
     for (const { key, group } of route.groups) keys.push(key ?? this.gens.versionKey(group, params, raw))
@@ -225,10 +220,15 @@ export class HttpCache {
       throw new GroupcacheTypeError('GC_INVALID_VALUE', `bumpRoute: the URL pattern must be a non-empty string, got ${JSON.stringify(pattern)}`)
     }
     if (params === undefined) return this.gens.bumpKeys([routeKeyFor(this.gens, pattern)])
+    return this.gens.bumpKeys([this.#viewGroupKey(pattern, params)])
+  }
+
+  /** The view group `{ ...params, route: pattern }` of a route that declares no groups. */
+  #viewGroupKey(pattern: string, params: GroupValues): string {
     const mapping: Record<string, string> = {}
     for (const name of Object.keys(params)) mapping[name] = valueToString(params[name], `view group of ${pattern}`, name)
     mapping.route = pattern
-    return this.gens.bumpKeys([versionKeyFromEncoded(this.gens.prefix, encodeMapping(mapping))])
+    return versionKeyFromEncoded(this.gens.prefix, encodeMapping(mapping))
   }
 
   #bypass(detail: BypassDetail): { kind: 'bypass'; cacheStatus: string } {
