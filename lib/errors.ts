@@ -20,6 +20,12 @@ export type GroupcacheErrorCode =
   | 'GC_STORE_TIMEOUT'
   /** A route pattern cannot be used (Express route tables). */
   | 'GC_INVALID_PATTERN'
+  /** The store is not being called for now: the circuit breaker is open after repeated faults. */
+  | 'GC_STORE_UNAVAILABLE'
+  /** The cache (or its store) was closed. */
+  | 'GC_CLOSED'
+  /** An optional package a feature needs is not installed (e.g. ioredis for RedisStore({ url })). */
+  | 'GC_MISSING_DEPENDENCY'
 
 export class GroupcacheError extends Error {
   readonly code: GroupcacheErrorCode

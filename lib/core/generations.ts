@@ -1,7 +1,7 @@
 import { GroupcacheError } from '../errors.js'
 import { MemoryStore } from '../store/memory.js'
 import type { LookupResult, Store } from '../store/store.js'
-import { compileGroup, type CompiledGroup, type GroupDef, type GroupValues } from './groups.js'
+import { compileGroup, groupName, type CompiledGroup, type GroupDef, type GroupValues } from './groups.js'
 import { Deadlines } from './deadlines.js'
 import { entryPrefix, epochKey, versionKeyFromEncoded } from './keys.js'
 
@@ -52,6 +52,30 @@ export interface CacheStats {
   errors: number
   /** Version keys whose bump has not reached the store yet. */
   pendingBumps: number
+}
+
+/**
+ * A bump that reached the store (now, or later by a retry). Listeners (CDN
+ * purgers, diagnostics) are called after it landed; a listener's error is
+ * logged and never fails the bump.
+ */
+export interface BumpEvent {
+  /** The version keys moved. */
+  readonly keys: readonly string[]
+  /** Readable names of the groups bumped, aligned with `keys` (`user:42`; `*` for the epoch). */
+  readonly groups: readonly string[]
+}
+
+export type BumpListener = (event: BumpEvent) => void | Promise<void>
+
+/** Where a store fault happened, for logs and diagnostics. */
+export interface FaultContext {
+  /** What was being done: `lookup`, `store`, `bump`, `retry`, `delete`, … */
+  readonly what: string
+  /** The route's name (`GET /users/:userId`), for HTTP requests. */
+  readonly route?: string
+  /** The request's logger (Fastify `request.log`, with its reqId), when there is one. */
+  readonly log?: Logger
 }
 
 const consoleLogger: Logger = {
@@ -110,6 +134,7 @@ export class Generations {
   /** Compiled string definitions, so a bump by name does not re-parse it every call. */
   readonly #groupCache = new Map<string, CompiledGroup>()
   readonly #deadlines: Deadlines
+  readonly #bumpListeners: BumpListener[] = []
 
   constructor(options: GenerationsOptions = {}) {
     this.store = options.store ?? new MemoryStore()
@@ -141,6 +166,45 @@ export class Generations {
   /** The version key of a group for these values. */
   versionKey(group: CompiledGroup, values: GroupValues, request?: unknown): string {
     return versionKeyFromEncoded(this.prefix, group.encode(values, request))
+  }
+
+  /** The version key and the readable name of a group for these values (for bumps: names go to logs, events, CDNs). */
+  bumpTarget(group: CompiledGroup, values: GroupValues, request?: unknown): { key: string; name: string } {
+    const encoded = group.encode(values, request)
+    return { key: versionKeyFromEncoded(this.prefix, encoded), name: groupName(encoded) }
+  }
+
+  /** Calls `listener` after every bump that reached the store. Returns a function that removes it. */
+  onBump(listener: BumpListener): () => void {
+    this.#bumpListeners.push(listener)
+    return () => {
+      const i = this.#bumpListeners.indexOf(listener)
+      if (i >= 0) this.#bumpListeners.splice(i, 1)
+    }
+  }
+
+  #bumped(keys: readonly string[], names: readonly string[] | undefined): void {
+    if (this.#bumpListeners.length === 0) return
+    const event: BumpEvent = { keys, groups: names ?? keys.map((k) => (k === this.epochKey ? '*' : k)) }
+    for (const listener of this.#bumpListeners) {
+      try {
+        const done = listener(event)
+        if (done instanceof Promise) done.catch((err: unknown) => this.logger.error({ err }, 'groupcache: a bump listener failed'))
+      } catch (err) {
+        this.logger.error({ err }, 'groupcache: a bump listener failed')
+      }
+    }
+  }
+
+  /**
+   * Records a store fault: counts it and logs it (per-request context when
+   * given). The one place faults are reported, so logging can be rate-limited
+   * and the circuit breaker fed.
+   */
+  reportFault(err: unknown, context: FaultContext): void {
+    this.stats.errors++
+    const log = context.log ?? this.logger
+    log.error({ err, route: context.route }, `groupcache: store ${context.what} failed; served uncached`)
   }
 
   /** Version keys of definitions resolved against values (TypeError when a value is missing). */
@@ -175,11 +239,12 @@ export class Generations {
    * Bumps version keys. Never rejects for a store fault: a failed bump is kept
    * and retried until it lands. Resolves true when it landed now.
    */
-  async bumpKeys(keys: readonly string[]): Promise<boolean> {
+  async bumpKeys(keys: readonly string[], names?: readonly string[]): Promise<boolean> {
     if (keys.length === 0) return true
     try {
       await this.call(this.store.bump(keys))
       this.stats.bumps += keys.length
+      this.#bumped(keys, names)
       return true
     } catch (err) {
       this.stats.errors++
@@ -195,17 +260,19 @@ export class Generations {
    * list-of-params group; bump several with {@link bumpMany}.
    */
   async bump(def: GroupDef, values: GroupValues = {}): Promise<boolean> {
-    return this.bumpKeys([this.versionKey(this.compile(def), values)])
+    const target = this.bumpTarget(this.compile(def), values)
+    return this.bumpKeys([target.key], [target.name])
   }
 
   /** Bumps several groups, resolved against the same values. */
   async bumpMany(defs: readonly GroupDef[], values: GroupValues = {}): Promise<boolean> {
-    return this.bumpKeys(this.versionKeys(defs, values))
+    const targets = defs.map((def) => this.bumpTarget(this.compile(def), values))
+    return this.bumpKeys(targets.map((t) => t.key), targets.map((t) => t.name))
   }
 
   /** Moves the epoch on: every entry of this prefix is orphaned at once (O(1), no scan). */
   clear(): Promise<boolean> {
-    return this.bumpKeys([this.epochKey])
+    return this.bumpKeys([this.epochKey], ['*'])
   }
 
   #scheduleRetry(): void {

@@ -151,3 +151,22 @@ function compileFunction(fn: GroupFunction): CompiledGroup {
 export function missingParams(group: CompiledGroup, available: readonly string[]): string[] {
   return group.params === null ? [] : group.params.filter((p) => !available.includes(p))
 }
+
+/**
+ * A readable name for a group identity, from its canonical encoding (the JSON
+ * of sorted `[key, value]` pairs): `{ group: 'user', userId: '42' }` →
+ * `user:42`; a mapping without `group` → `blogId=7,userId=42`. Used in logs,
+ * events and CDN keys, never in store keys (it is not injective: `user:42`
+ * may also name `{ group: 'user', id: '42' }`, so a purge by name can reach
+ * more than one group, never fewer).
+ */
+export function groupName(encoded: string): string {
+  const pairs = JSON.parse(encoded) as [string, string][]
+  const named = pairs.find(([k]) => k === 'group')
+  if (named !== undefined) {
+    let name = named[1]
+    for (const [k, v] of pairs) if (k !== 'group') name += `:${v}`
+    return name
+  }
+  return pairs.map(([k, v]) => `${k}=${v}`).join(',')
+}

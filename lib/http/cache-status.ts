@@ -27,6 +27,8 @@ export type BypassDetail =
   | 'store-error'
   /** The store did not answer within the timeout. */
   | 'store-timeout'
+  /** The circuit breaker is open after repeated store faults: the store is not called for a while. */
+  | 'store-unavailable'
 
 /** The Age header value for a number of whole seconds. */
 export function ageValue(seconds: number): string {

@@ -63,7 +63,7 @@ export interface Finish {
 }
 
 const BYPASS = {} as Record<BypassDetail, { kind: 'bypass'; cacheStatus: string }>
-for (const detail of ['method', 'authorization', 'pending-bump', 'group-error', 'store-error', 'store-timeout'] as const) {
+for (const detail of ['method', 'authorization', 'pending-bump', 'group-error', 'store-error', 'store-timeout', 'store-unavailable'] as const) {
   BYPASS[detail] = { kind: 'bypass', cacheStatus: CACHE_STATUS.bypass(detail) }
 }
 
