@@ -10,7 +10,7 @@ import { GenerationalCache, MemoryStore } from '../lib/index.js'
 import { HttpCache } from '../lib/http/http-cache.js'
 
 const ENTRIES = Number(process.argv[2] ?? 100_000)
-const MAX_BYTES = 64 * 1024 * 1024
+const MAX_BYTES = Number(process.env.MAX_MIB ?? 64) * 1024 * 1024
 const body = 'x'.repeat(2048)
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => {})
 async function settle(): Promise<number> {
@@ -36,6 +36,8 @@ async function store1(i: number): Promise<void> {
 
 for (let i = 0; i < 1000; i++) await store1(-1 - i)
 const before = await settle()
+const mem0 = process.memoryUsage()
 for (let i = 0; i < ENTRIES; i++) await store1(i)
 const after = await settle()
-console.log(JSON.stringify({ entries: ENTRIES, maxBytes: MAX_BYTES, rssBefore: before, rssAfter: after, growth: after - before, held: store.size }))
+const { heapTotal, external, arrayBuffers } = process.memoryUsage()
+console.log(JSON.stringify({ entries: ENTRIES, maxBytes: MAX_BYTES, rssBefore: before, rssAfter: after, growth: after - before, held: store.size, heapTotal, external, arrayBuffers, before: mem0 }))

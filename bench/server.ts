@@ -9,7 +9,7 @@ import { Redis } from 'ioredis'
 import groupcache, { RedisStore } from '../lib/index.js'
 import { expressCache } from '../lib/express.js'
 
-import { BODY } from './body.js'
+import { BODY, POST_GROUPS, POSTS } from './body.js'
 const [scenario = '', portArg = '0', redisPort = '6379'] = process.argv.slice(2)
 const port = Number(portArg)
 const redis = () => new Redis({ host: '127.0.0.1', port: Number(redisPort) })
@@ -51,6 +51,38 @@ const scenarios: Record<string, () => Promise<void>> = {
     fastify(async (app) => {
       await app.register(groupcache, { store: new RedisStore({ client: redis() }), prefix: `bench${process.pid}` })
       app.get('/items', { config: { cache: { group: 'items' } } }, (_req, reply) => reply.type('application/json').send(BODY))
+    }),
+  // Param routes, two groups: /posts/:id with groups ['post:id', 'posts'].
+  'bare-param': () => fastify((app) => void app.get('/posts/:id', (_req, reply) => reply.type('application/json').send(BODY))),
+  'memory-hit-param': () =>
+    fastify(async (app) => {
+      await app.register(groupcache)
+      app.get('/posts/:id', { config: { cache: POST_GROUPS } }, (_req, reply) => reply.type('application/json').send(BODY))
+    }),
+  // One GET per request, keyed by URL, in an onRequest hook: the hand-written floor of a Redis cache.
+  'redis-get-hook-param': () =>
+    fastify(async (app) => {
+      const client = redis()
+      for (let id = 1; id <= POSTS; id++) await client.set(`bench:hand:/posts/${id}`, BODY)
+      app.addHook('onRequest', async (req, reply) => {
+        const cached = await client.getBuffer(`bench:hand:${req.url}`)
+        if (cached) return reply.type('application/json').send(cached)
+      })
+      app.get('/posts/:id', (_req, reply) => reply.type('application/json').send(BODY))
+    }),
+  'redis-hit-param': () =>
+    fastify(async (app) => {
+      await app.register(groupcache, { store: new RedisStore({ client: redis() }), prefix: `bench${process.pid}` })
+      app.get('/posts/:id', { config: { cache: POST_GROUPS } }, (_req, reply) => reply.type('application/json').send(BODY))
+    }),
+  // The floor of any route-level Express cache: a route writing the same bytes with writeHead/end.
+  'express-floor': () =>
+    expressApp((app) => {
+      const body = Buffer.from(BODY)
+      app.get('/items', (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': body.length })
+        res.end(body)
+      })
     }),
   'express-hit': () =>
     expressApp((app) => {

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import groupcache, { type Store } from '../lib/index.js'
 import { Blog, feedGroup, tenantOf, type Post } from './blog.js'
+import { cacheMetrics } from './metrics.js'
 
 /** The blog on Fastify, cached by groupcache. Every group form appears once. */
 export async function buildApp(options: { store?: Store; logger?: boolean } = {}): Promise<FastifyInstance> {
@@ -55,5 +56,10 @@ export async function buildApp(options: { store?: Store; logger?: boolean } = {}
 
   app.post('/admin/clear', async () => ({ cleared: await app.groupcache.clear() }))
   app.get('/admin/stats', async () => app.groupcache.stats())
+
+  // Prometheus metrics, built only from groupcache's diagnostics channels.
+  const metrics = cacheMetrics()
+  app.addHook('onClose', async () => metrics.close())
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.registry.contentType).send(await metrics.text()))
   return app
 }

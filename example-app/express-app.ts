@@ -2,9 +2,10 @@ import express, { type Express } from 'express'
 import { expressCache, type ExpressCache } from '../lib/express.js'
 import type { Store } from '../lib/index.js'
 import { Blog, feedGroup, tenantOf } from './blog.js'
+import { cacheMetrics, type CacheMetrics } from './metrics.js'
 
 /** The same blog on Express: the same groups, bumps and HTTP behaviour as app.ts. */
-export function buildExpressApp(options: { store?: Store } = {}): { app: Express; gc: ExpressCache } {
+export function buildExpressApp(options: { store?: Store } = {}): { app: Express; gc: ExpressCache; metrics: CacheMetrics } {
   const blog = new Blog()
   const gc = expressCache({ ttl: 60, ...(options.store ? { store: options.store } : {}) })
   const app = express()
@@ -38,5 +39,9 @@ export function buildExpressApp(options: { store?: Store } = {}): { app: Express
   app.get('/about', gc.route({ ttl: 300 }), (_req, res) => void res.json({ app: 'groupcache example blog', at: new Date().toISOString() }))
   app.post('/admin/clear', async (_req, res) => void res.json({ cleared: await gc.clear() }))
   app.get('/admin/stats', (_req, res) => void res.json(gc.stats()))
-  return { app, gc }
+
+  // Prometheus metrics, built only from groupcache's diagnostics channels; close() unsubscribes.
+  const metrics = cacheMetrics()
+  app.get('/metrics', async (_req, res) => void res.type(metrics.registry.contentType).send(await metrics.text()))
+  return { app, gc, metrics }
 }

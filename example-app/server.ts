@@ -1,3 +1,5 @@
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { RedisStore } from '../lib/index.js'
 import { buildApp } from './app.js'
 import { buildExpressApp } from './express-app.js'
@@ -10,13 +12,32 @@ const store = redisUrl ? new RedisStore({ url: redisUrl }) : undefined
 const onExpress = process.argv.includes('--express')
 
 let base: string
+/** Stops accepting connections, lets requests in flight finish, then closes the store. */
+let stop: () => Promise<void>
 if (onExpress) {
-  const { app } = buildExpressApp(store ? { store } : {})
-  await new Promise<void>((resolve) => app.listen(port, '127.0.0.1', () => resolve()))
-  base = `http://127.0.0.1:${port}`
+  const { app, gc } = buildExpressApp(store ? { store } : {})
+  const server = await new Promise<Server>((resolve) => {
+    const listening = app.listen(port, '127.0.0.1', () => resolve(listening))
+  })
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  stop = async () => {
+    await new Promise((resolve) => server.close(resolve))
+    await gc.close()
+  }
 } else {
   const app = await buildApp({ logger: process.env.LOG === '1', ...(store ? { store } : {}) })
   base = await app.listen({ host: '127.0.0.1', port })
+  // The plugin closes the store (and tries pending bumps once more) when the app closes.
+  stop = () => app.close()
+}
+
+// Ctrl-C or `kill`: close, then let the process end on its own (nothing is left
+// to keep it alive). `once`: a second signal gets Node's default, an immediate exit.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.log(`${signal}: closing`)
+    void stop().then(() => console.log('closed'))
+  })
 }
 
 const h = '-s -D - -o /dev/null'

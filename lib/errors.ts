@@ -26,6 +26,8 @@ export type GroupcacheErrorCode =
   | 'GC_CLOSED'
   /** An optional package a feature needs is not installed (e.g. ioredis for RedisStore({ url })). */
   | 'GC_MISSING_DEPENDENCY'
+  /** A CDN purge was refused by the vendor or never reached it (logged; never fails a mutation). */
+  | 'GC_PURGE_FAILED'
 
 export class GroupcacheError extends Error {
   readonly code: GroupcacheErrorCode

@@ -1,10 +1,14 @@
+import { promisify } from 'node:util'
+import zlib from 'node:zlib'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { LRUCache } from 'lru-cache'
 import type { GroupDef, GroupValues } from './core/groups.js'
 import { GroupcacheError } from './errors.js'
 import { compileTable, expressPatternParams } from './express-patterns.js'
 import { cacheApi, type CacheApi } from './http/api.js'
+import { mergeVary, type HeaderBag } from './http/entry.js'
 import { whenReady, type Begin, type Miss, type ReadyResponse } from './http/http-cache.js'
+import { headerTokens } from './http/policy.js'
 import { createHttpCache, type GroupcacheOptions } from './http/options.js'
 import type { CompiledRoute, RouteCacheOptions } from './http/route.js'
 
@@ -27,9 +31,16 @@ export interface ExpressMiddlewareOptions {
 }
 
 export interface ExpressCache extends CacheApi {
-  /** Adds `res.bumpGroup`, and with `routes`, caches the listed patterns. */
+  /**
+   * Adds `res.bumpGroup`, and with `routes`, caches the listed patterns. A hit
+   * is answered here: mount it after compression, sessions, CORS and auth, which
+   * then run on hits too.
+   */
   middleware(options?: ExpressMiddlewareOptions): RequestHandler
-  /** Route-level middleware: caches this route (or, with only `bumps`, declares its bumps). */
+  /**
+   * Route-level middleware: caches this route (or, with only `bumps`, declares
+   * its bumps). A hit is answered here, after the middleware mounted before it.
+   */
   route(options: RouteCacheOptions | true): RequestHandler
   /** Tries pending bumps once more and closes the store. */
   close(): Promise<void>
@@ -38,7 +49,10 @@ export interface ExpressCache extends CacheApi {
 /** Per-response state: bumps to apply and the miss to finish before the response goes out. */
 interface Pending {
   bumps: string[]
+  names: string[]
   miss: Miss | undefined
+  /** Response headers when the handler started (set by middleware that runs on hits too). */
+  before: HeaderBag | undefined
   /** The response has started going out: bumps recorded now are applied at once. */
   started: boolean
 }
@@ -62,18 +76,64 @@ function bodyOf(chunk: unknown, encoding: unknown): Buffer | undefined {
 
 /** Writes a hit, a 304 or a collapsed response, without Express's send. */
 function serve(res: Response, ready: ReadyResponse): void {
-  const headers: Record<string, string | string[]> = { ...ready.headers, 'cache-status': ready.cacheStatus }
+  const stored = ready.headers
+  const headers: Record<string, string | string[]> = { ...stored, 'cache-status': ready.cacheStatus }
   if (ready.age !== undefined) headers.age = ready.age
   if (ready.body !== undefined) headers['content-length'] = String(ready.body.length)
+  // The handler's Vary tokens join those middleware set on this request (CORS's Origin).
+  if (stored.vary !== undefined && res.hasHeader('vary')) headers.vary = mergeVary(res.getHeader('vary'), stored.vary)
   res.writeHead(ready.status, headers)
   res.end(ready.body)
+}
+
+/** Node's ServerResponse method that commits the header block: shadowed while probing. */
+type Probed = Response & { _storeHeader?: () => void }
+function noop(): void {}
+
+/**
+ * What the layer is told was already there when the handler started: headers
+ * middleware set before it, plus those writeHead-time middleware (express-session,
+ * compression) added or changed, since those run again on every hit. Except
+ * `Content-Encoding`, which goes with the stored body, and `Vary`: a token added
+ * at writeHead time (compression's Accept-Encoding) is keyed on, like the handler's.
+ */
+function recomputedOnHits(before: HeaderBag, handlerEnd: HeaderBag, written: HeaderBag): HeaderBag {
+  const out: Record<string, HeaderBag[string]> = { ...before }
+  for (const name of Object.keys(written)) {
+    if (name !== 'vary' && name !== 'content-encoding' && written[name] !== handlerEnd[name]) out[name] = written[name]
+  }
+  return out
+}
+
+const brotliQuality = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } }
+/** Codings a writeHead-time middleware may pick (those of `compression`), made again for the stored variant. */
+const ENCODERS: Record<string, (body: Buffer) => Promise<Buffer>> = {
+  gzip: promisify(zlib.gzip),
+  deflate: promisify(zlib.deflate),
+  br: (body) => promisify(zlib.brotliCompress)(body, brotliQuality)
+}
+
+/**
+ * The body as the client receives it. When a middleware that runs on hits too
+ * (compression) encodes the response at writeHead time, the held body is the
+ * handler's: it is encoded again here, so the entry is the variant this
+ * client's Accept-Encoding selects and a hit is not compressed again (the
+ * middleware leaves an encoded body alone). A coding not known here: not stored.
+ */
+async function writtenBody(body: Buffer | undefined, handlerEnd: HeaderBag, written: HeaderBag): Promise<Buffer | undefined | typeof STREAMED> {
+  const coding = written['content-encoding']
+  if (coding === undefined || coding === handlerEnd['content-encoding']) return body
+  const encode = ENCODERS[String(coding).toLowerCase()]
+  return encode === undefined ? STREAMED : encode(body ?? Buffer.alloc(0))
 }
 
 /**
  * The Express adapter: translates Express requests and responses for the
  * shared HTTP layer. Because bumps and the store decision must finish before
  * the first byte goes out, a response with either holds its first write/end
- * (and records writeHead into setHeader) until that async work is done.
+ * (and records writeHead into setHeader) until that async work is done. The
+ * decision is made on the headers actually written: writeHead-time middleware
+ * (on-headers) is run first, see hold().
  */
 export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
   const http = createHttpCache(options, undefined)
@@ -82,75 +142,130 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
   function pendingOf(res: Res): Pending {
     let pending = res[kPending]
     if (pending === undefined) {
-      pending = { bumps: [], miss: undefined, started: false }
+      pending = { bumps: [], names: [], miss: undefined, before: undefined, started: false }
       res[kPending] = pending
       hold(res, pending)
     }
     return pending
   }
 
+  /**
+   * Holds the first write/end until bumps and the store decision are done.
+   * The wrappers then stay as pass-throughs rather than being restored:
+   * middleware mounted after this point may have wrapped them in turn.
+   */
   function hold(res: Res, pending: Pending): void {
     const { write, end, writeHead } = res
     let queue: (() => void)[] | undefined
-    const restore = () => {
-      res.write = write
-      res.end = end
-      res.writeHead = writeHead
+    let released = false
+    let probing = false
+    const release = () => {
+      released = true
+      const calls = queue as (() => void)[]
+      queue = undefined
+      for (const call of calls) call()
+    }
+    /**
+     * Runs the writeHead-time middleware now (on-headers listeners: the
+     * session cookie, compression's Content-Encoding) and stops Node's
+     * writeHead just before it commits the header block, so the store
+     * decision sees the headers actually written while they can still change.
+     */
+    const probe = () => {
+      const raw = res as Probed
+      raw._storeHeader = noop
+      probing = true
+      try {
+        res.writeHead(res.statusCode)
+      } finally {
+        probing = false
+        delete raw._storeHeader
+      }
     }
     const start = (body: Buffer | typeof STREAMED | undefined, first: () => void) => {
       pending.started = true
       queue = [first]
-      void beforeFirstByte(res, pending, body).then(() => {
-        const calls = queue as (() => void)[]
-        queue = undefined
-        restore()
-        for (const call of calls) call()
+      void beforeFirstByte(res, pending, body, probe).then(release, (err: unknown) => {
+        // A writeHead listener threw while probing: what it meant to add is unknown, so nothing is stored.
+        if (pending.miss !== undefined) http.abandon(pending.miss)
+        gens.logger.warn({ err }, 'groupcache: a writeHead listener failed; response served uncached')
+        release()
       })
     }
-    res.writeHead = function (this: Response, status: number, ...rest: unknown[]) {
+    res.writeHead = function (this: Response, ...args: unknown[]) {
+      if (released) return (writeHead as (...a: unknown[]) => Response).apply(this, args)
       // Keep status and headers editable until the body goes out.
-      this.statusCode = status
-      if (typeof rest[0] === 'string') this.statusMessage = rest.shift() as string
-      const headers = rest[0]
+      this.statusCode = args[0] as number
+      if (typeof args[1] === 'string') this.statusMessage = args.splice(1, 1)[0] as string
+      const headers = args[1]
       if (Array.isArray(headers)) for (let i = 0; i + 1 < headers.length; i += 2) this.setHeader(String(headers[i]), headers[i + 1] as string)
       else if (headers !== null && typeof headers === 'object') for (const [k, v] of Object.entries(headers)) if (v !== undefined) this.setHeader(k, v as string)
-      return this
+      // While probing, the middleware beneath runs its listeners.
+      return probing ? writeHead.call(this, this.statusCode) : this
     } as Response['writeHead']
     res.write = function (this: Response, ...args: unknown[]) {
-      if (queue !== undefined) queue.push(() => (res.write as (...a: unknown[]) => boolean)(...args))
-      else start(STREAMED, () => (write as (...a: unknown[]) => boolean).apply(res, args))
+      if (released) return (write as (...a: unknown[]) => boolean).apply(this, args)
+      const call = () => (write as (...a: unknown[]) => boolean).apply(res, args)
+      if (queue !== undefined) queue.push(call)
+      else start(STREAMED, call)
       return true
     } as Response['write']
     res.end = function (this: Response, ...args: unknown[]) {
-      if (queue !== undefined) queue.push(() => (res.end as (...a: unknown[]) => Response)(...args))
-      else start(bodyOf(args[0], args[1]), () => (end as (...a: unknown[]) => Response).apply(res, args))
+      if (released) return (end as (...a: unknown[]) => Response).apply(this, args)
+      const call = () => (end as (...a: unknown[]) => Response).apply(res, args)
+      if (queue !== undefined) queue.push(call)
+      else start(bodyOf(args[0], args[1]), call)
       return res
     } as Response['end']
   }
 
-  async function beforeFirstByte(res: Response, pending: Pending, body: Buffer | typeof STREAMED | undefined): Promise<void> {
-    if (pending.bumps.length > 0) await gens.bumpKeys(pending.bumps.splice(0))
-    if (pending.miss === undefined) return
-    const finish = await http.finish(pending.miss, res.statusCode, res.getHeaders(), body)
+  async function beforeFirstByte(res: Response, pending: Pending, body: Buffer | typeof STREAMED | undefined, probe: () => void): Promise<void> {
+    if (pending.bumps.length > 0) await gens.bumpKeys(pending.bumps.splice(0), pending.names.splice(0))
+    const { miss } = pending
+    if (miss === undefined) return
+    let headers: HeaderBag = res.getHeaders()
+    let before = pending.before
+    let stored: Buffer | undefined | typeof STREAMED = body
+    if (body !== STREAMED && miss.storable) {
+      const handlerEnd = headers
+      probe()
+      headers = res.getHeaders()
+      before = recomputedOnHits(before as HeaderBag, handlerEnd, headers)
+      // Too big before encoding: the layer says so without the work of encoding it.
+      const bytes = body as Buffer | undefined
+      if (bytes === undefined || bytes.length <= miss.route.maxEntryBytes) stored = await writtenBody(bytes, handlerEnd, headers)
+    }
+    const finish = await http.finish(miss, res.statusCode, headers, stored, before)
     res.setHeader('cache-status', finish.cacheStatus)
     if (finish.etag !== undefined && !res.hasHeader('etag')) res.setHeader('etag', finish.etag)
   }
 
   function bumpGroup(this: Res, def: GroupDef, values?: GroupValues): Res {
-    const key = http.bumpKey(def, values ?? (this.req.params as GroupValues), this.req)
-    if (this.headersSent || this[kPending]?.started === true) void gens.bumpKeys([key])
-    else pendingOf(this).bumps.push(key)
+    const { key, name } = http.bumpTarget(def, values ?? (this.req.params as GroupValues), this.req)
+    if (this.headersSent || this[kPending]?.started === true) void gens.bumpKeys([key], [name])
+    else {
+      const pending = pendingOf(this)
+      pending.bumps.push(key)
+      pending.names.push(name)
+    }
     return this
   }
 
   /** Runs a lookup and answers, or lets the request through to its handler. */
   function lookup(route: CompiledRoute, req: Request, res: Res, params: GroupValues, next: NextFunction): void {
-    whenReady(http.begin(route, { method: req.method, url: req.originalUrl, headers: req.headers, params, raw: req }), (answer: Begin) => {
+    const url = req.originalUrl
+    // The query as the app's query parser hands it to the handler (req.query parses on each read).
+    const query = route.query === false || !url.includes('?') ? undefined : (req.query as unknown)
+    // req.host reads X-Forwarded-Host when `trust proxy` allows it; without that header it is the Host header.
+    const host = req.headers['x-forwarded-host'] === undefined ? req.headers.host : req.host
+    whenReady(http.begin(route, { method: req.method, url, headers: req.headers, params, raw: req, host, query }), (answer: Begin) => {
       if (answer.kind === 'serve') return serve(res, answer)
       if (answer.kind === 'bypass') {
         res.setHeader('cache-status', answer.cacheStatus)
       } else {
-        pendingOf(res).miss = answer
+        const pending = pendingOf(res)
+        pending.miss = answer
+        pending.before = res.getHeaders()
         res.once('close', () => http.abandon(answer))
       }
       next()
@@ -212,10 +327,16 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
           return next(err)
         }
         if (route.bumps.length > 0) {
+          let targets: { key: string; name: string }[]
           try {
-            pendingOf(res).bumps.push(...http.declaredBumps(route, req.params as GroupValues, req))
+            targets = http.declaredBumpTargets(route, req.params as GroupValues, req)
           } catch (err) {
             return next(err)
+          }
+          const pending = pendingOf(res)
+          for (const { key, name } of targets) {
+            pending.bumps.push(key)
+            pending.names.push(name)
           }
         }
         if (!checked.cached) return next()

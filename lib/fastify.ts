@@ -1,14 +1,35 @@
-import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
 import type { GroupDef, GroupValues } from './core/groups.js'
+import { GroupcacheError } from './errors.js'
 import { fastifyRouteParams } from './fastify-params.js'
 import { cacheApi, type CacheApi } from './http/api.js'
-import { whenReady, type HttpCache, type Miss } from './http/http-cache.js'
+import { CACHE_STATUS } from './http/cache-status.js'
+import { holdUntilDecided, type RawResponse } from './http/capture.js'
+import { mergeVary } from './http/entry.js'
+import { whenReady, type Begin, type HttpCache, type HttpRequest, type Miss, type ReadyResponse } from './http/http-cache.js'
 import { createHttpCache, type GroupcacheOptions } from './http/options.js'
 import type { CompiledRoute, RouteCacheOptions } from './http/route.js'
 
 /** `app.groupcache` */
 export type GroupcacheDecorator = CacheApi
+
+/** Options of the Fastify plugin. */
+export interface FastifyGroupcacheOptions extends GroupcacheOptions {
+  /**
+   * Where a cached route looks its request up, and so where a hit is answered.
+   * - `'handler'`: just before the route's handler, after every `onRequest`,
+   *   `preParsing`, `preValidation` and `preHandler` hook of the route
+   *   (authentication, rate limits, validation), whatever order the plugins
+   *   adding them were registered in.
+   * - `'onRequest'`: in an `onRequest` hook, the shortest path. A hit then skips
+   *   every hook after it: authentication in `preValidation`/`preHandler`,
+   *   body parsing and validation, a rate limit or CORS hook added by a plugin
+   *   registered after groupcache. Only for apps with no such hooks on cached routes.
+   * @default 'handler'
+   */
+  lookupAt?: 'handler' | 'onRequest'
+}
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -19,8 +40,10 @@ declare module 'fastify' {
     /**
      * Records a bump of a group, applied after the handler finishes and before
      * the response is written. Values default to the request's params.
+     * Returns this reply with the route's types, so a chained `.send()` is
+     * still checked against the route's `Reply` type.
      */
-    bumpGroup(def: GroupDef, values?: GroupValues): FastifyReply
+    bumpGroup(def: GroupDef, values?: GroupValues): this
   }
   interface FastifyInstance {
     groupcache: GroupcacheDecorator
@@ -29,27 +52,46 @@ declare module 'fastify' {
 
 const kMiss = Symbol('groupcache.miss')
 const kBumps = Symbol('groupcache.bumps')
+/** Marks a route config compiled by this plugin's onRoute hook. */
+const kCompiled = Symbol('groupcache.compiled')
 
+interface Bumps {
+  keys: string[]
+  names: string[]
+}
 type Req = FastifyRequest & { [kMiss]: Miss | null }
-type Rep = FastifyReply & { [kBumps]: string[] | null }
+type Rep = FastifyReply & { [kBumps]: Bumps | null }
+type Done = (err?: Error | null) => void
 
-function addHook<K extends 'onRequest' | 'onSend'>(routeOptions: RouteOptions, name: K, hook: unknown): void {
+function addHook(routeOptions: RouteOptions, name: 'onRequest' | 'preHandler', hook: unknown): void {
   const existing = routeOptions[name] as unknown
   ;(routeOptions as unknown as Record<string, unknown[]>)[name] = existing === undefined ? [hook] : Array.isArray(existing) ? [...existing, hook] : [existing, hook]
 }
 
-const plugin: FastifyPluginAsync<GroupcacheOptions> = async (fastify, options) => {
-  const http = createHttpCache(options, fastify.log)
+function bumpsOf(reply: FastifyReply): Bumps {
+  return ((reply as Rep)[kBumps] ??= { keys: [], names: [] })
+}
+
+const plugin: FastifyPluginAsync<FastifyGroupcacheOptions> = async (fastify, options) => {
+  const { lookupAt = 'handler', ...cacheOptions } = (options ?? {}) as FastifyGroupcacheOptions
+  if (lookupAt !== 'handler' && lookupAt !== 'onRequest') {
+    throw new GroupcacheError('GC_INVALID_OPTION', `groupcache: option lookupAt must be 'handler' or 'onRequest', got ${JSON.stringify(lookupAt)}`)
+  }
+  const http = createHttpCache(cacheOptions, fastify.log)
   const gens = http.gens
 
   fastify.decorate('groupcache', cacheApi(http))
   fastify.decorateRequest(kMiss, null)
   fastify.decorateReply(kBumps, null)
   fastify.decorateReply('bumpGroup', function bumpGroup(this: FastifyReply, def: GroupDef, values?: GroupValues) {
-    const key = http.bumpKey(def, values ?? (this.request.params as GroupValues), this.request)
-    const reply = this as Rep
-    if (reply.sent) void gens.bumpKeys([key])
-    else (reply[kBumps] ??= []).push(key)
+    const target = http.bumpTarget(def, values ?? (this.request.params as GroupValues), this.request)
+    if (this.sent) {
+      void gens.bumpKeys([target.key], [target.name])
+    } else {
+      const bumps = bumpsOf(this)
+      bumps.keys.push(target.key)
+      bumps.names.push(target.name)
+    }
     return this
   })
 
@@ -58,33 +100,49 @@ const plugin: FastifyPluginAsync<GroupcacheOptions> = async (fastify, options) =
   // the mutation's response never reads the old data afterwards. bumpKeys
   // never rejects: a bump the store refuses is kept and retried.
   fastify.addHook('onSend', function applyBumps(_request, reply, payload, done) {
-    const keys = (reply as Rep)[kBumps]
-    if (keys === null) return done(null, payload)
+    const bumps = (reply as Rep)[kBumps]
+    if (bumps === null) return done(null, payload)
     ;(reply as Rep)[kBumps] = null
-    void gens.bumpKeys(keys).then(() => done(null, payload))
+    void gens.bumpKeys(bumps.keys, bumps.names).then(() => done(null, payload))
   })
+
+  // Routes declared before this plugin had loaded (`app.register(groupcache)`
+  // without await) never reached the onRoute hook below. Only then is this
+  // guard added: such a route is served uncached, says why, and logs once.
+  if (!fastify.printRoutes().startsWith('(empty tree)')) {
+    const warned = new Set<string>()
+    fastify.addHook('onRequest', function lateRouteGuard(request, reply, done) {
+      const config = request.routeOptions.config as { cache?: unknown; [kCompiled]?: true }
+      if (config.cache === undefined || config.cache === false || config[kCompiled] === true) return done()
+      const name = `${request.routeOptions.method.toString()} ${request.routeOptions.url ?? ''}`
+      if (!warned.has(name)) {
+        warned.add(name)
+        gens.logger.error({ route: name }, `groupcache: route ${name} declares config.cache but was added before the groupcache plugin had loaded, so it is not cached: use \`await app.register(groupcache)\` before adding routes`)
+      }
+      reply.header('cache-status', CACHE_STATUS.bypass('registered-before-plugin'))
+      done()
+    })
+  }
 
   fastify.addHook('onRoute', (routeOptions) => {
     const config = routeOptions.config?.cache
     if (config === undefined || config === false) return
+    routeOptions.config = { ...routeOptions.config, [kCompiled]: true } as typeof routeOptions.config
     const methods = ([] as string[]).concat(routeOptions.method)
-    const params = fastifyRouteParams(routeOptions.url)
     const route = http.compile(
       {
         pattern: routeOptions.url,
         name: `${methods.join(',')} ${routeOptions.url}`,
-        params,
-        cacheable: methods.some((m) => m === 'GET' || m === 'HEAD')
+        params: fastifyRouteParams(routeOptions.url),
+        cacheable: methods.some((m) => m === 'GET' || m === 'HEAD'),
+        constraints: routeOptions.constraints as Record<string, unknown> | undefined
       },
       config
     )
-    if (route.bumps.length > 0) {
-      addHook(routeOptions, 'onRequest', declaredBumpsHook(http, route))
-    }
-    if (route.cached) {
-      addHook(routeOptions, 'onRequest', lookupHook(http, route))
-      addHook(routeOptions, 'onSend', storeHook(http))
-    }
+    if (route.bumps.length > 0) addHook(routeOptions, 'onRequest', declaredBumpsHook(http, route))
+    if (!route.cached) return
+    if (lookupAt === 'onRequest') addHook(routeOptions, 'onRequest', onRequestLookup(http, route))
+    routeOptions.handler = cachedHandler(http, route, routeOptions.handler, lookupAt)
   })
 
   fastify.addHook('onClose', () => gens.close())
@@ -92,49 +150,106 @@ const plugin: FastifyPluginAsync<GroupcacheOptions> = async (fastify, options) =
 
 function declaredBumpsHook(http: HttpCache, route: CompiledRoute) {
   // Resolved before the handler runs, so a group that cannot be resolved fails the request before any mutation.
-  return function recordDeclaredBumps(request: FastifyRequest, reply: FastifyReply, done: (err?: Error) => void): void {
-    const keys = http.declaredBumps(route, request.params as GroupValues, request)
-    ;((reply as Rep)[kBumps] ??= []).push(...keys)
+  return function recordDeclaredBumps(request: FastifyRequest, reply: FastifyReply, done: Done): void {
+    const bumps = bumpsOf(reply)
+    for (const { key, name } of http.declaredBumpTargets(route, request.params as GroupValues, request)) {
+      bumps.keys.push(key)
+      bumps.names.push(name)
+    }
     done()
   }
 }
 
-type Done = (err?: Error | null) => void
+function httpRequest(request: FastifyRequest): HttpRequest {
+  return {
+    method: request.method,
+    url: request.url,
+    headers: request.headers,
+    params: request.params as GroupValues,
+    raw: request,
+    host: request.host,
+    query: request.query,
+    log: request.log
+  }
+}
 
-function lookupHook(http: HttpCache, route: CompiledRoute) {
-  // Callback style, not async: with the memory store a hit is answered with no promise at all.
+/** Answers from the cache: stored headers over the live ones, except Vary, which is merged (CORS's Origin stays). */
+function serve(reply: FastifyReply, answer: ReadyResponse): FastifyReply {
+  reply.code(answer.status)
+  const { headers } = answer
+  for (const name of Object.keys(headers)) {
+    const value = headers[name] as string | string[]
+    reply.header(name, name === 'vary' && reply.hasHeader('vary') ? mergeVary(reply.getHeader('vary'), value) : value)
+  }
+  reply.header('cache-status', answer.cacheStatus)
+  if (answer.age !== undefined) reply.header('age', answer.age)
+  return reply.send(answer.body)
+}
+
+/**
+ * Runs the miss: remembers the headers already on the reply (set by hooks
+ * that run on hits too), then holds the raw response until it is written, so
+ * what is stored is what every onSend hook produced, judged on the headers
+ * actually written.
+ */
+function runMiss(http: HttpCache, miss: Miss, reply: FastifyReply): void {
+  const before = { ...reply.getHeaders() }
+  // 'close' comes after the response is sent or when the client goes away first;
+  // either way, requests waiting on this miss must not wait longer.
+  reply.raw.once('close', () => http.abandon(miss))
+  holdUntilDecided(reply.raw as unknown as RawResponse, miss.route.maxEntryBytes, (out) =>
+    http.finish(miss, out.status, out.headers, out.body, before).then((finish) => {
+      const extra: Record<string, string> = { 'cache-status': finish.cacheStatus }
+      if (finish.etag !== undefined && out.headers.etag === undefined) extra.etag = finish.etag
+      return extra
+    })
+  )
+}
+
+function cachedHandler(http: HttpCache, route: CompiledRoute, original: RouteHandlerMethod, lookupAt: 'handler' | 'onRequest'): RouteHandlerMethod {
+  function proceed(self: FastifyInstance, request: FastifyRequest, reply: FastifyReply, answer: Begin): unknown {
+    if (answer.kind === 'serve') return serve(reply, answer)
+    if (answer.kind === 'bypass') reply.header('cache-status', answer.cacheStatus)
+    else runMiss(http, answer, reply)
+    return original.call(self, request, reply)
+  }
+  if (lookupAt === 'onRequest') {
+    return function groupcacheHandler(this: FastifyInstance, request, reply) {
+      const miss = (request as Req)[kMiss]
+      if (miss !== null) runMiss(http, miss, reply)
+      return original.call(this, request, reply)
+    }
+  }
+  // Versions are read here, after every hook before the handler and before the handler itself.
+  // Callback style for a synchronous store: with the memory store a hit allocates no promise.
+  return function groupcacheHandler(this: FastifyInstance, request, reply) {
+    const begin = http.begin(route, httpRequest(request))
+    if (!(begin instanceof Promise)) return proceed(this, request, reply, begin)
+    return begin.then((answer) => {
+      const result = proceed(this, request, reply, answer)
+      // A handler that answers through reply.send later returns nothing: returning the reply tells Fastify to wait.
+      return result === undefined ? reply : result
+    })
+  }
+}
+
+function onRequestLookup(http: HttpCache, route: CompiledRoute) {
   return function groupcacheLookup(request: FastifyRequest, reply: FastifyReply, done: Done): void {
-    const begin = http.begin(route, { method: request.method, url: request.url, headers: request.headers, params: request.params as GroupValues, raw: request })
-    whenReady(begin, (answer) => {
+    whenReady(http.begin(route, httpRequest(request)), (answer) => {
       if (answer.kind === 'miss') {
         ;(request as Req)[kMiss] = answer
-        // 'close' comes after the response is sent or when the client goes away first;
-        // either way, requests waiting on this miss must not wait longer.
-        reply.raw.once('close', () => http.abandon(answer))
         return done()
       }
-      reply.header('cache-status', answer.cacheStatus)
-      if (answer.kind === 'bypass') return done()
-      reply.code(answer.status).headers(answer.headers)
-      if (answer.age !== undefined) reply.header('age', answer.age)
+      if (answer.kind === 'bypass') {
+        reply.header('cache-status', answer.cacheStatus)
+        return done()
+      }
       // Answering from a callback hook: send, and do not call done.
-      reply.send(answer.body)
+      serve(reply, answer)
     })
   }
 }
 
-function storeHook(http: HttpCache) {
-  return function groupcacheStore(request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: Error | null, payload: unknown) => void): void {
-    const miss = (request as Req)[kMiss]
-    if (miss === null) return done(null, payload)
-    void http.finish(miss, reply.statusCode, reply.getHeaders(), payload).then((finish) => {
-      reply.header('cache-status', finish.cacheStatus)
-      if (finish.etag !== undefined && !reply.hasHeader('etag')) reply.header('etag', finish.etag)
-      done(null, payload)
-    })
-  }
-}
-
-/** The Fastify plugin: register it before the routes it caches. */
+/** The Fastify plugin: register it (awaited) before the routes it caches. */
 export const groupcache = fp(plugin, { name: 'groupcache', fastify: '5.x' })
 export default groupcache

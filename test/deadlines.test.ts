@@ -22,3 +22,32 @@ t.test('each call gets its own deadline, in order, whatever was settled before i
   t.equal(await slow, 'in time', 'a later call keeps its own, later deadline')
   await t.rejects(deadlines.bound(new Promise(() => {})), { code: 'GC_STORE_TIMEOUT' }, 'the queue still works after being compacted')
 })
+
+t.test('deadlines are on the monotonic clock: a wall clock stepped back does not postpone them', async (t) => {
+  const realNow = Date.now
+  t.teardown(() => (Date.now = realNow))
+  const deadlines = new Deadlines(30)
+  const hung = deadlines.bound(new Promise(() => {}))
+  Date.now = () => realNow() - 3_600_000
+  const started = performance.now()
+  await t.rejects(hung, { code: 'GC_STORE_TIMEOUT' })
+  t.ok(performance.now() - started < 1000, 'timed out although the wall clock went back an hour')
+})
+
+t.test('each outcome is reported once: success, failure, or the timeout (a late answer after it changes nothing)', async (t) => {
+  const outcomes: string[] = []
+  const outcome = { succeeded: () => void outcomes.push('ok'), failed: () => void outcomes.push('failed') }
+  const deadlines = new Deadlines(20)
+  await deadlines.bound(Promise.resolve(1), outcome)
+  await t.rejects(deadlines.bound(Promise.reject(new Error('x')), outcome))
+  let late: (v: number) => void = () => {}
+  const slow = deadlines.bound(new Promise<number>((resolve) => (late = resolve)), outcome)
+  await t.rejects(slow, { code: 'GC_STORE_TIMEOUT' })
+  late(2)
+  let fail: (err: Error) => void = () => {}
+  const slowFailure = deadlines.bound(new Promise<number>((_resolve, reject) => (fail = reject)), outcome)
+  await t.rejects(slowFailure, { code: 'GC_STORE_TIMEOUT' })
+  fail(new Error('late'))
+  await new Promise((resolve) => setImmediate(resolve))
+  t.same(outcomes, ['ok', 'failed', 'failed', 'failed'])
+})

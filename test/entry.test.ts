@@ -1,5 +1,5 @@
 import t from 'tap'
-import { decodeEntry, encodeEntry, makeEntry, storableHeaders } from '../lib/http/entry.js'
+import { decodeEntry, EntryDecoder, encodeEntry, makeEntry, mergeVary, storableHeaders } from '../lib/http/entry.js'
 import { ifNoneMatchMatches } from '../lib/http/policy.js'
 
 t.test('hop-by-hop, per-response and per-client headers are not stored', async (t) => {
@@ -31,7 +31,8 @@ t.test('entries round-trip as bytes, the body unwrapped', async (t) => {
   const bytes = encodeEntry(entry)
   t.ok(bytes.subarray(bytes.length - body.length).equals(body), 'the body is the last bytes, raw')
   const copy = Buffer.from(bytes) // a fresh Buffer, as Redis returns
-  const decoded = decodeEntry(copy)
+  const decoder = new EntryDecoder(1024)
+  const decoded = decoder.decode(copy)
   t.ok(decoded)
   t.equal(decoded?.status, 203)
   t.same(decoded?.headers, entry.headers)
@@ -39,7 +40,8 @@ t.test('entries round-trip as bytes, the body unwrapped', async (t) => {
   t.equal(decoded?.storedAt, 1_700_000_000_000)
   t.equal(decoded?.ttlMs, 5000)
   t.ok(decoded?.body.equals(body))
-  t.equal(decodeEntry(copy), decoded, 'the same bytes are decoded once')
+  t.equal(decoder.decode(copy), decoded, 'the same bytes are decoded once')
+  t.not(decodeEntry(copy), decoded, 'decodeEntry alone keeps no memo')
 })
 
 t.test('bytes this version cannot read are a miss, not an error', async (t) => {
@@ -73,12 +75,45 @@ t.test('If-None-Match uses the weak comparison', async (t) => {
 })
 
 t.test('entries read by key (from Redis) are decoded once while their bytes stay the same', async (t) => {
+  const decoder = new EntryDecoder(64 * 1024)
   const bytes = encodeEntry(makeEntry(200, { 'content-type': 'text/plain' }, Buffer.from('v1'), 1, 60_000))
-  const first = decodeEntry(Buffer.from(bytes), 'gc:e:k1')
-  t.equal(decodeEntry(Buffer.from(bytes), 'gc:e:k1'), first, 'fresh Buffers with the same bytes: the same decoded entry')
+  const first = decoder.decode(Buffer.from(bytes), 'gc:e:k1')
+  t.equal(decoder.decode(Buffer.from(bytes), 'gc:e:k1'), first, 'fresh Buffers with the same bytes: the same decoded entry')
   const other = encodeEntry(makeEntry(200, { 'content-type': 'text/plain' }, Buffer.from('v2'), 2, 60_000))
-  t.equal(decodeEntry(Buffer.from(other), 'gc:e:k1')?.body.toString(), 'v2', 'other bytes under the same key are decoded anew')
-  t.equal(decodeEntry(Buffer.from([7, 7]), 'gc:e:k2'), undefined, 'unreadable bytes are a miss')
-  for (let i = 0; i < 300; i++) decodeEntry(Buffer.from(bytes), `gc:e:many${i}`)
-  t.equal(decodeEntry(Buffer.from(bytes), 'gc:e:k1')?.body.toString(), 'v1', 'right after the memo was emptied')
+  t.equal(decoder.decode(Buffer.from(other), 'gc:e:k1')?.body.toString(), 'v2', 'other bytes under the same key are decoded anew')
+  t.equal(decoder.heldBytes, other.length, 'the replaced copy is no longer counted')
+  t.equal(decoder.decode(Buffer.from([7, 7]), 'gc:e:k2'), undefined, 'unreadable bytes are a miss')
+  t.equal(decoder.heldBytes, other.length, 'and hold nothing')
+})
+
+t.test('the decoded-entry memo is bounded by bytes, per decoder, least recently used out first', async (t) => {
+  const entryOf = (size: number) => encodeEntry(makeEntry(200, {}, Buffer.alloc(size, 1), 1, 60_000))
+  const one = entryOf(1000)
+  const decoder = new EntryDecoder(one.length * 4)
+  const a = decoder.decode(Buffer.from(one), 'a')
+  for (const key of ['b', 'c', 'd']) decoder.decode(Buffer.from(one), key)
+  t.equal(decoder.heldBytes, one.length * 4, 'four entries fill the bound')
+  t.equal(decoder.decode(Buffer.from(one), 'a'), a, 'a is used again: now the most recent')
+  const e = decoder.decode(Buffer.from(one), 'e')
+  t.equal(decoder.heldBytes, one.length * 4, 'never more than the bound')
+  t.equal(decoder.decode(Buffer.from(one), 'a'), a, 'the recently used entry stayed')
+  t.equal(decoder.decode(Buffer.from(one), 'e'), e)
+  const b = decoder.decode(Buffer.from(one), 'b')
+  t.not(b, undefined, 'b was the least recently used: decoded anew')
+  t.equal(decoder.heldBytes, one.length * 4)
+  for (let i = 0; i < 100; i++) decoder.decode(Buffer.from(one), `k${i}`)
+  t.equal(decoder.heldBytes, one.length * 4, 'still within the bound after 100 more keys')
+  const big = entryOf(1000)
+  const other = new EntryDecoder(big.length * 3)
+  const decoded = other.decode(Buffer.from(big), 'big')
+  t.equal(decoded?.body.length, 1000, 'an entry over a quarter of the bound is decoded')
+  t.equal(other.heldBytes, 0, 'but not kept')
+  t.equal(new EntryDecoder(1024).decode(Buffer.from(one), 'x') === decoder.decode(Buffer.from(one), 'x'), false, 'decoders share nothing')
+})
+
+t.test('a hit’s Vary keeps the live tokens and adds the stored ones once', async (t) => {
+  t.equal(mergeVary('Origin', 'Accept-Encoding'), 'Origin, Accept-Encoding')
+  t.equal(mergeVary('Origin, accept-encoding', 'Accept-Encoding'), 'Origin, accept-encoding')
+  t.equal(mergeVary(undefined, ['a', 'b']), 'a, b')
+  t.equal(mergeVary(['x', ' '], ''), 'x')
 })

@@ -9,7 +9,7 @@ import { expressCache, type ExpressCache } from '../lib/express.js'
 import { request } from './helpers/http.js'
 
 const STORED = 'groupcache; fwd=miss; stored'
-const MISS = 'groupcache; fwd=miss'
+const STREAMED = 'groupcache; fwd=miss; detail=streamed'
 const HIT = /^groupcache; hit; ttl=\d+$/
 
 async function listen(t: Test, app: Express, gc: ExpressCache) {
@@ -136,8 +136,16 @@ t.test('every way of answering is captured: send, json, end with strings and Buf
     res.writeHead(200, ['x-raw', 'yes', 'content-type', 'text/plain'] as never)
     res.end(`raw ${count('raw')}`)
   })
+  app.get('/end-null', gc.route(true), (_req, res) => {
+    count('endNull')
+    res.end(null)
+  })
+  app.get('/end-callback', gc.route(true), (_req, res) => {
+    count('endCallback')
+    res.end(() => {})
+  })
   const get = await listen(t, app, gc)
-  for (const path of ['/send', '/json', '/buffer', '/end', '/end-latin1', '/end-buffer', '/write-head', '/write-head-raw']) {
+  for (const path of ['/send', '/json', '/buffer', '/end', '/end-latin1', '/end-buffer', '/write-head', '/write-head-raw', '/end-null', '/end-callback']) {
     const miss = await get('GET', path)
     t.equal(miss.headers['cache-status'], STORED, `${path} stored`)
     const hit = await get('GET', path)
@@ -148,7 +156,8 @@ t.test('every way of answering is captured: send, json, end with strings and Buf
   t.equal((await get('GET', '/write-head')).headers['x-from'], 'writeHead')
   t.equal((await get('GET', '/write-head-raw')).headers['x-raw'], 'yes')
   t.equal((await get('GET', '/end-latin1')).raw.toString('latin1'), 'caf\u00e9')
-  t.same(Object.values(runs), [1, 1, 1, 1, 1, 1, 1, 1])
+  t.same(Object.values(runs), [1, 1, 1, 1, 1, 1, 1, 1, 1, 1])
+  t.equal((await get('GET', '/end-callback')).body, '', 'an empty body is an entry too')
 })
 
 t.test('streamed responses (res.write, res.sendFile) are passed through and never stored', async (t) => {
@@ -172,10 +181,10 @@ t.test('streamed responses (res.write, res.sendFile) are passed through and neve
   for (let i = 0; i < 2; i++) {
     const s = await get('GET', '/stream')
     t.equal(s.body, 'part 1, part 2, end')
-    t.equal(s.headers['cache-status'], MISS)
+    t.equal(s.headers['cache-status'], STREAMED)
     const f = await get('GET', '/file')
     t.equal(f.body, 'file body')
-    t.equal(f.headers['cache-status'], MISS)
+    t.equal(f.headers['cache-status'], STREAMED)
   }
   t.equal(runs, 4)
 })
@@ -260,4 +269,50 @@ t.test('route() on an array of paths uses the matched params; used outside a rou
   const misuse = await get('GET', '/mounted')
   t.equal(misuse.status, 500)
   t.match(misuse.body, /gc.route\(\) goes on a route: app.get\(path, gc.route\(options\), handler\)/)
+})
+
+t.test('bumps carry readable group names: res.bumpGroup, declared bumps, and one after the response started', async (t) => {
+  const gc = expressCache()
+  const app = express()
+  app.use(gc.middleware())
+  const seen: string[] = []
+  gc.cache.onBump(({ groups }) => void seen.push(...groups))
+  app.put('/users/:userId', gc.route({ bumps: ['user:userId', 'users'] }), (_req, res) => void res.send('ok'))
+  app.post('/posts/:postId', (_req, res) => {
+    res.bumpGroup('post:postId').send('ok')
+    res.bumpGroup({ feed: 'postId' })
+  })
+  const get = await listen(t, app, gc)
+  await get('PUT', '/users/7')
+  await get('POST', '/posts/9')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(seen.sort(), ['feed=9', 'post:9', 'user:7', 'users'].sort())
+})
+
+t.test('a writeHead listener that throws while the store decision runs: served, not stored, logged', async (t) => {
+  const warnings: unknown[] = []
+  const gc = expressCache({ logger: { warn: (...args: unknown[]) => void warnings.push(args), error() {} } })
+  const app = express()
+  let runs = 0
+  app.use((_req, res, next) => {
+    // An on-headers style wrapper whose listener fails the first time it runs.
+    const writeHead = res.writeHead
+    let fired = false
+    res.writeHead = function (this: express.Response, ...args: unknown[]) {
+      if (!fired) {
+        fired = true
+        throw new Error('listener failed')
+      }
+      return (writeHead as (...a: unknown[]) => express.Response).apply(this, args)
+    } as typeof res.writeHead
+    next()
+  })
+  app.get('/x', gc.route(true), (_req, res) => void res.send(`x ${++runs}`))
+  const get = await listen(t, app, gc)
+  const first = await get('GET', '/x')
+  t.equal(first.status, 200)
+  t.equal(first.body, 'x 1')
+  t.equal(warnings.length, 1)
+  t.match(JSON.stringify(warnings[0]), /a writeHead listener failed/)
+  t.equal((await get('GET', '/x')).body, 'x 2', 'nothing was stored')
 })

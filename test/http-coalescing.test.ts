@@ -54,7 +54,7 @@ await matrix(t, async (t, { app }) => {
     const all = await missTogether(a, '/login', 5, release)
     t.equal(runs, 5)
     for (const r of all) {
-      t.equal(r.headers['cache-status'], 'groupcache; fwd=miss')
+      t.equal(r.headers['cache-status'], 'groupcache; fwd=miss; detail=set-cookie')
       t.same(r.headers['set-cookie'], [`sid=${r.body.split(' ')[1]}`], 'each client gets its own cookie only')
     }
     t.equal(new Set(all.map((r) => r.body)).size, 5)

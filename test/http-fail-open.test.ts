@@ -50,7 +50,7 @@ await matrix(t, async (t, { app, store }) => {
     }
     const r = await a.request('GET', '/users/1')
     t.equal(r.status, 200)
-    t.equal(r.headers['cache-status'], 'groupcache; fwd=miss')
+    t.equal(r.headers['cache-status'], 'groupcache; fwd=miss; detail=store-error')
     faulty.set = realSet
   })
 

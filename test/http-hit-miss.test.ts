@@ -61,7 +61,7 @@ await matrix(t, async (t, { app }) => {
     const { route, runs } = counted('/posts')
     const a = await app([route])
     const headMiss = await a.request('HEAD', '/posts')
-    t.equal(headMiss.headers['cache-status'], 'groupcache; fwd=miss')
+    t.equal(headMiss.headers['cache-status'], 'groupcache; fwd=miss; detail=head')
     t.equal(headMiss.body, '')
     const get = await a.request('GET', '/posts')
     t.equal(get.headers['cache-status'], 'groupcache; fwd=miss; stored', 'the HEAD miss stored no entry')

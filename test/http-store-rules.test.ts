@@ -20,18 +20,18 @@ function route(path: string, response: TestResponse | (() => TestResponse), cach
 }
 
 await matrix(t, async (t, { app }) => {
-  const notStored = async (t: Test, r: TestRoute & { runs: number }, headers: Record<string, string> = {}) => {
+  const notStored = async (t: Test, r: TestRoute & { runs: number }, detail: string, headers: Record<string, string> = {}) => {
     const a = await app([r])
     const first = await a.request('GET', r.path, headers)
-    t.equal(first.headers['cache-status'], 'groupcache; fwd=miss', 'miss, not stored')
+    t.equal(first.headers['cache-status'], `groupcache; fwd=miss; detail=${detail}`, 'miss, not stored, saying why')
     const second = await a.request('GET', r.path, headers)
-    t.equal(second.headers['cache-status'], 'groupcache; fwd=miss', 'still a miss')
+    t.equal(second.headers['cache-status'], `groupcache; fwd=miss; detail=${detail}`, 'still a miss')
     t.equal(r.runs, 2)
     return first
   }
 
   await t.test('only 200 is stored by default', async (t) => {
-    await notStored(t, route('/missing', { status: 404, body: 'nope' }))
+    await notStored(t, route('/missing', { status: 404, body: 'nope' }), 'status')
   })
 
   await t.test('a route can store more statuses', async (t) => {
@@ -45,13 +45,13 @@ await matrix(t, async (t, { app }) => {
   })
 
   await t.test('a response with Set-Cookie is never stored', async (t) => {
-    const first = await notStored(t, route('/cookie', { body: 'x', headers: { 'set-cookie': 'sid=1' } }))
+    const first = await notStored(t, route('/cookie', { body: 'x', headers: { 'set-cookie': 'sid=1' } }), 'set-cookie')
     t.same(first.headers['set-cookie'], ['sid=1'], 'the handler still sets its cookie')
   })
 
-  for (const cc of ['no-store', 'private', 'private, max-age=60', 'no-cache']) {
+  for (const [cc, detail] of [['no-store', 'no-store'], ['private', 'private'], ['max-age=60, Private', 'private'], ['private="set-cookie"', 'private'], ['no-cache', 'no-cache']]) {
     await t.test(`a response with Cache-Control: ${cc} is never stored`, async (t) => {
-      await notStored(t, route('/cc', { body: 'x', headers: { 'cache-control': cc } }))
+      await notStored(t, route('/cc', { body: 'x', headers: { 'cache-control': cc as string } }), detail as string)
     })
   }
 
@@ -65,20 +65,32 @@ await matrix(t, async (t, { app }) => {
   })
 
   await t.test('a response with Vary: * is never stored', async (t) => {
-    await notStored(t, route('/vary-star', { body: 'x', headers: { vary: '*' } }))
+    await notStored(t, route('/vary-star', { body: 'x', headers: { vary: '*' } }), 'vary')
   })
 
-  await t.test('a response varying on a header the route does not key on is not stored', async (t) => {
-    await notStored(t, route('/vary-other', { body: 'x', headers: { vary: 'Accept-Encoding' } }))
+  await t.test('a Vary the route does not key on is learned: that response is not stored, later ones are, per value', async (t) => {
+    const r = route('/vary-lang', () => ({ body: `lang ${r.runs}`, headers: { vary: 'Accept-Language' } }))
+    const a = await app([r])
+    const en = { 'accept-language': 'en' }
+    t.equal((await a.request('GET', '/vary-lang', en)).headers['cache-status'], 'groupcache; fwd=miss; detail=vary', 'learning: not stored')
+    t.equal((await a.request('GET', '/vary-lang', en)).headers['cache-status'], 'groupcache; fwd=miss; stored')
+    const hit = await a.request('GET', '/vary-lang', en)
+    t.match(hit.headers['cache-status'], /hit/)
+    t.equal(hit.body, 'lang 2')
+    t.equal(hit.headers.vary, 'Accept-Language', 'the stored Vary is replayed')
+    const fr = await a.request('GET', '/vary-lang', { 'accept-language': 'fr' })
+    t.equal(fr.body, 'lang 3', 'another value of the header is another entry')
+    t.equal((await a.request('GET', '/vary-lang')).body, 'lang 4', 'and no header at all another')
+    t.equal((await a.request('GET', '/vary-lang', { 'accept-language': 'fr' })).body, 'lang 3')
   })
 
   await t.test('a streamed payload is never stored', async (t) => {
-    const first = await notStored(t, route('/stream', () => ({ body: Readable.from(['chunk-1 ', 'chunk-2']), headers: { 'content-type': 'text/plain' } })))
+    const first = await notStored(t, route('/stream', () => ({ body: Readable.from(['chunk-1 ', 'chunk-2']), headers: { 'content-type': 'text/plain' } })), 'streamed')
     t.equal(first.body, 'chunk-1 chunk-2')
   })
 
   await t.test('a body over maxEntryBytes is not stored', async (t) => {
-    await notStored(t, route('/big', { body: 'x'.repeat(2048) }, { maxEntryBytes: 1024 }))
+    await notStored(t, route('/big', { body: 'x'.repeat(2048) }, { maxEntryBytes: 1024 }), 'too-big')
     const small = route('/small', { body: 'x'.repeat(1024) }, { maxEntryBytes: 1024 })
     const a = await app([small])
     t.equal((await a.request('GET', '/small')).headers['cache-status'], 'groupcache; fwd=miss; stored', 'exactly the limit is stored')

@@ -1,19 +1,80 @@
 import t from 'tap'
-import { entryKey, entryMaterial } from '../lib/core/keys.js'
+import { entryKey, entryMaterial, EntryKeys, versionKey, versionKeyFromEncoded, VersionKeys } from '../lib/core/keys.js'
+import { encodeMapping } from '../lib/core/encoding.js'
+import { compileGroup, type CompiledGroup, type GroupValues } from '../lib/core/groups.js'
 import { sha1hex } from '../lib/core/encoding.js'
 import { ageValue, CACHE_STATUS } from '../lib/http/cache-status.js'
 
 t.test('entry keys are the sha1 of the material, however often they are derived', async (t) => {
   const keys = ['gc:epoch', 'gc:v:a']
+  const memo = new EntryKeys()
   const expected = (prefix: string, versions: string[], rk: string) => prefix + sha1hex(entryMaterial(keys, versions, rk))
   t.equal(entryKey('gc:e:', keys, ['1', '2'], 'rk'), expected('gc:e:', ['1', '2'], 'rk'))
-  t.equal(entryKey('gc:e:', keys, ['1', '2'], 'rk'), expected('gc:e:', ['1', '2'], 'rk'), 'reused')
-  t.equal(entryKey('gc:e:', keys, ['1', '3'], 'rk'), expected('gc:e:', ['1', '3'], 'rk'), 'a bumped version is a new key')
-  t.equal(entryKey('other:e:', keys, ['1', '3'], 'rk'), expected('other:e:', ['1', '3'], 'rk'), 'another prefix')
-  t.equal(entryKey('gc:e:', ['gc:epoch', 'gc:v:b'], ['1', '3'], 'rk'), 'gc:e:' + sha1hex(entryMaterial(['gc:epoch', 'gc:v:b'], ['1', '3'], 'rk')), 'other keys')
-  t.equal(entryKey('gc:e:', ['gc:epoch'], ['1'], 'rk'), 'gc:e:' + sha1hex(entryMaterial(['gc:epoch'], ['1'], 'rk')), 'fewer keys')
-  for (let i = 0; i < 5000; i++) entryKey('gc:e:', keys, ['1', '2'], `rk${i}`)
-  t.equal(entryKey('gc:e:', keys, ['1', '2'], 'rk'), expected('gc:e:', ['1', '2'], 'rk'), 'still right after the memo was emptied')
+  t.equal(memo.derive('gc:e:', keys, ['1', '2'], 'rk'), expected('gc:e:', ['1', '2'], 'rk'))
+  t.equal(memo.derive('gc:e:', keys, ['1', '2'], 'rk'), expected('gc:e:', ['1', '2'], 'rk'), 'reused')
+  t.equal(memo.derive('gc:e:', [...keys], ['1', '2'], 'rk'), expected('gc:e:', ['1', '2'], 'rk'), 'reused for an equal list')
+  t.equal(memo.derive('gc:e:', keys, ['1', '3'], 'rk'), expected('gc:e:', ['1', '3'], 'rk'), 'a bumped version is a new key')
+  t.equal(memo.derive('other:e:', keys, ['1', '3'], 'rk'), expected('other:e:', ['1', '3'], 'rk'), 'another prefix')
+  t.equal(memo.derive('gc:e:', ['gc:epoch', 'gc:v:b'], ['1', '3'], 'rk'), 'gc:e:' + sha1hex(entryMaterial(['gc:epoch', 'gc:v:b'], ['1', '3'], 'rk')), 'other keys')
+  t.equal(memo.derive('gc:e:', ['gc:epoch'], ['1'], 'rk'), 'gc:e:' + sha1hex(entryMaterial(['gc:epoch'], ['1'], 'rk')), 'fewer keys')
+  t.equal(memo.derive('gc:e:', ['gc:epoch', 'gc:v:c'], ['1', '3'], 'rk'), 'gc:e:' + sha1hex(entryMaterial(['gc:epoch', 'gc:v:c'], ['1', '3'], 'rk')), 'same length, other key')
+  for (let i = 0; i < 50_000; i++) memo.derive('gc:e:', keys, ['1', '2'], `rk${i}`)
+  t.ok(memo.bytes <= 4 * 1024 * 1024, `bounded: ${memo.bytes} bytes`)
+  t.equal(memo.derive('gc:e:', keys, ['1', '2'], 'rk'), expected('gc:e:', ['1', '2'], 'rk'), 'still right after the memo dropped it')
+})
+
+t.test('a new generation of a request key names the entry it replaces, once', async (t) => {
+  const memo = new EntryKeys()
+  const keys = ['gc:epoch', 'gc:v:a']
+  const first = memo.derive('gc:e:', keys, ['1', '2'], 'rk')
+  t.equal(memo.takeReplaced(first), undefined, 'the first generation replaces nothing')
+  const second = memo.derive('gc:e:', keys, ['1', '3'], 'rk')
+  t.equal(memo.takeReplaced(second), first)
+  t.equal(memo.takeReplaced(second), undefined, 'handed out once')
+  const otherKeys = memo.derive('gc:e:', ['gc:epoch', 'gc:v:b'], ['1', '4'], 'rk')
+  t.equal(memo.takeReplaced(otherKeys), undefined, 'other version keys: another entry, not a replacement')
+  memo.derive('gc:e:', keys, ['1', '4'], 'rk2')
+  const otherPrefix = memo.derive('x:e:', keys, ['1', '5'], 'rk2')
+  t.equal(memo.takeReplaced(otherPrefix), undefined, 'another prefix: not a replacement')
+  const small = new EntryKeys({ maxBytes: 64 * 1024 })
+  for (let i = 0; i < 10_000; i++) small.derive('gc:e:', keys, [String(i), '1'], `rk${i % 50}`)
+  t.ok(small.bytes <= 64 * 1024, `replacements are bounded too: ${small.bytes} bytes`)
+})
+
+t.test('version keys memoized by encoding are the keys versionKey derives, within their bound', async (t) => {
+  const memo = new VersionKeys('gc', 64 * 1024)
+  const encoded = encodeMapping({ post: '42' })
+  t.equal(memo.fromEncoded(encoded), versionKey('gc', { post: '42' }))
+  t.equal(memo.fromEncoded(encoded), versionKeyFromEncoded('gc', encoded), 'reused')
+  let wrong = 0
+  for (let round = 0; round < 2; round++) for (let i = 0; i < 5000; i++) if (memo.fromEncoded(encodeMapping({ post: String(i) })) !== versionKey('gc', { post: String(i) })) wrong++
+  t.equal(wrong, 0, '10,000 lookups through a memo that holds a few hundred are all right')
+  t.equal(new VersionKeys('other').fromEncoded(encoded), versionKey('other', { post: '42' }), 'per prefix')
+})
+
+t.test('version keys of compiled groups: the memo gives what encoding gives, for every kind of group', async (t) => {
+  const memo = new VersionKeys('gc')
+  const expect = (group: CompiledGroup, values: GroupValues, request?: unknown) => versionKeyFromEncoded('gc', group.encode(values, request))
+  const post = compileGroup('post:id')
+  const user = compileGroup('user:id')
+  const remap = compileGroup({ post: 'id' })
+  const list = compileGroup(['id', 'page'])
+  const fn = compileGroup((values: GroupValues, req: { tenant: string }) => ({ tenant: req.tenant, id: String(values.id) }))
+  for (let round = 0; round < 2; round++) {
+    for (const id of ['42', '43', '']) {
+      t.equal(memo.of(post, { id }), expect(post, { id }), `post:id ${JSON.stringify(id)}, round ${round}`)
+      t.equal(memo.of(user, { id }), expect(user, { id }), `user:id ${JSON.stringify(id)}: same value, another group, another key`)
+      t.equal(memo.of(remap, { id }), expect(remap, { id }), 'a remap naming the same key as post:id')
+    }
+    t.equal(memo.of(post, { id: 42 }), expect(post, { id: 42 }), 'a number goes through encode (same key as the string)')
+    t.equal(memo.of(post, { id: 42 }), memo.of(post, { id: '42' }))
+    t.equal(memo.of(list, { id: '1', page: '2' }), expect(list, { id: '1', page: '2' }), 'two params')
+    t.equal(memo.of(fn, { id: '1' }, { tenant: 'a' }), expect(fn, { id: '1' }, { tenant: 'a' }), 'a function group sees the request')
+    t.not(memo.of(fn, { id: '1' }, { tenant: 'b' }), memo.of(fn, { id: '1' }, { tenant: 'a' }), 'and is never memoized by values alone')
+  }
+  t.not(memo.of(post, { id: '42' }), memo.of(user, { id: '42' }))
+  t.throws(() => memo.of(post, {}), { code: 'GC_MISSING_VALUE' }, 'a missing value is still an error')
+  t.throws(() => memo.of(post, { id: {} as never }), { code: 'GC_INVALID_VALUE' }, 'and a bad one')
 })
 
 t.test('Cache-Status and Age values', async (t) => {

@@ -15,13 +15,12 @@ t.test('MemoryStore meets the store contract', (t) =>
 )
 
 t.test('entries are bounded by bytes, least recently used first', async (t) => {
-  const store = new MemoryStore({ maxBytes: 10_000 })
-  for (let i = 0; i < 50; i++) await store.set(`k${i}`, Buffer.alloc(1000), 60_000)
-  t.ok(store.size.bytes <= 10_000, `held ${store.size.bytes} bytes`)
-  t.ok(store.size.entries < 10)
-  t.ok(store.size.entries >= 8)
-  await store.set('huge', Buffer.alloc(20_000), 60_000)
-  t.ok(store.size.bytes <= 10_000, 'an entry larger than the bound is not kept')
+  const store = new MemoryStore({ maxBytes: 100_000 })
+  for (let i = 0; i < 50; i++) await store.set(`k${i}`, Buffer.alloc(10_000), 60_000)
+  t.ok(store.size.bytes <= 100_000, `held ${store.size.bytes} bytes`)
+  t.equal(store.size.entries, 9, 'each entry counts its bytes, its key and 800 bytes of overhead')
+  await store.set('huge', Buffer.alloc(200_000), 60_000)
+  t.ok(store.size.bytes <= 100_000, 'an entry larger than the bound is not kept')
 })
 
 t.test('entries are bounded by count', async (t) => {
@@ -53,4 +52,29 @@ t.test('close drops every entry', async (t) => {
   await store.set('k', Buffer.from('x'), 60_000)
   await store.close()
   t.equal(store.size.entries, 0)
+})
+
+t.test('no orphan pile-up: a new generation of a request key drops the entry it replaced, after storing', async (t) => {
+  const store = new MemoryStore()
+  const keys = ['gc:epoch', 'gc:v:posts']
+  let hits = 0
+  for (let generation = 0; generation < 30; generation++) {
+    for (let url = 0; url < 100; url++) {
+      const found = store.lookup(keys, `/posts/${url}`, 'gc:e:')
+      if (found.entry !== undefined) hits++
+      else await store.set(found.entryKey, Buffer.from(`generation ${generation}`), 60_000)
+    }
+    await store.bump(['gc:v:posts'])
+  }
+  t.equal(hits, 0, 'every generation misses')
+  t.equal(store.size.entries, 100, '30 generations × 100 URLs leave one entry per URL')
+
+  const before = store.lookup(keys, '/posts/0', 'gc:e:')
+  await store.set(before.entryKey, Buffer.from('current'), 60_000)
+  await store.bump(['gc:v:posts'])
+  const after = store.lookup(keys, '/posts/0', 'gc:e:')
+  t.equal(store.size.entries, 100, 'the lookup that saw the new generation deleted nothing yet')
+  await store.set(after.entryKey, Buffer.from('next'), 60_000)
+  t.equal(store.size.entries, 100, 'storing the new one dropped the old one')
+  t.equal(store.lookup(keys, '/posts/0', 'gc:e:').entry?.toString(), 'next')
 })

@@ -1,7 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import groupcache, { RedisStore } from '../lib/index.js'
-import { startRedis, type RedisServer } from './helpers/redis.js'
+import groupcache, { GenerationalCache, RedisStore } from '../lib/index.js'
+import { Cluster } from 'ioredis'
+import { freePort, startRedis, type RedisServer } from './helpers/redis.js'
 import { until } from './helpers/faulty-store.js'
 
 const STORED = 'groupcache; fwd=miss; stored'
@@ -116,4 +117,83 @@ t.test('a killed and restarted server: requests keep being answered, and caching
   }
   t.equal(resumed.cache, STORED, 'stored again (the restarted server is empty)')
   t.match((await get(app)).cache, /hit/)
+})
+
+/** A logger that keeps what it is given. */
+function recorder() {
+  const lines: { level: string; obj: Record<string, unknown>; msg: string | undefined }[] = []
+  const at = (level: string) => (obj: unknown, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg })
+  return { lines, logger: { warn: at('warn'), error: at('error'), info: at('info') } }
+}
+
+/** Collects what is written to console.error (where ioredis prints "[ioredis] Unhandled error event"). */
+function stderrSpy(t: Test): unknown[][] {
+  const seen: unknown[][] = []
+  const { error } = console
+  console.error = (...args: unknown[]) => void seen.push(args)
+  t.teardown(() => (console.error = error))
+  return seen
+}
+
+t.test('an owned { url } connection reports its errors through the cache logger, rate-limited, never as an unhandled error event', async (t) => {
+  const stderr = stderrSpy(t)
+  const port = await freePort()
+  const { lines, logger } = recorder()
+  const cache = new GenerationalCache({ store: new RedisStore({ url: `redis://127.0.0.1:${port}`, redisOptions: { retryStrategy: () => 10 } }), logger, timeout: 100 })
+  await t.rejects(async () => cache.lookup([], 'rk'))
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  const connection = lines.filter((l) => l.level === 'error')
+  t.equal(connection.length, 1, 'one line for many refused reconnections')
+  t.match(connection[0], { obj: { err: { code: 'ECONNREFUSED' } }, msg: /store connection failed/ })
+  t.ok(cache.getStats().errors > 3, 'every connection error is counted')
+  t.same(stderr.filter((args) => /Unhandled error event/.test(String(args[0]))), [], 'nothing unhandled')
+  await cache.close()
+})
+
+t.test('an owned connection with no cache on it yet logs its errors to the console, rate-limited', async (t) => {
+  const stderr = stderrSpy(t)
+  const port = await freePort()
+  const store = new RedisStore({ url: `redis://127.0.0.1:${port}`, redisOptions: { retryStrategy: () => 10 } })
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(stderr.length, 1)
+  t.match(stderr[0], [{ err: { code: 'ECONNREFUSED' } }, /Redis connection error/])
+  await store.close()
+})
+
+t.test('a server whose identity cannot be checked is never trusted: lookups are refused (bypass), and caching starts once the check succeeds', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.stop())
+  const admin = server.client()
+  t.teardown(() => admin.disconnect())
+  // The identity key holding the wrong type makes the check fail (WRONGTYPE), as a fault would.
+  await admin.hset('blocked:server', 'x', '1')
+  const { lines, logger } = recorder()
+  const client = server.client()
+  t.teardown(() => client.disconnect())
+  const cache = new GenerationalCache({ store: new RedisStore({ client }), prefix: 'blocked', logger, timeout: 2000 })
+  await t.rejects(async () => cache.lookup([], 'rk'), { code: 'GC_STORE_UNAVAILABLE', message: /identity is not verified/ })
+  t.match(lines.find((l) => l.level === 'error'), { obj: { err: { message: /WRONGTYPE/ } }, msg: /store identity check failed/ })
+  await admin.del('blocked:server')
+  const end = Date.now() + 5000
+  let found: unknown
+  while (found === undefined && Date.now() < end) {
+    found = await Promise.resolve(cache.lookup([], 'rk')).catch(() => undefined)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  t.ok(found, 'the retried check (once a second) succeeded and lookups are trusted again')
+  t.equal(await admin.get('blocked:server'), server.runId(), 'the run_id is recorded in the server’s own data')
+  await cache.close()
+})
+
+t.test('a Cluster client that reads from replicas is refused: a replica may not have an acknowledged bump yet', async (t) => {
+  for (const scaleReads of ['slave', 'all'] as const) {
+    const client = new Cluster([{ host: '127.0.0.1', port: 1 }], { scaleReads, lazyConnect: true })
+    t.throws(() => new RedisStore({ client }), { code: 'GC_INVALID_OPTION', message: new RegExp(`scaleReads: "${scaleReads}"`) })
+  }
+  const custom = new Cluster([{ host: '127.0.0.1', port: 1 }], { scaleReads: (nodes: unknown[]) => nodes[0], lazyConnect: true })
+  t.throws(() => new RedisStore({ client: custom }), { message: /scaleReads: a function/ })
+  const primaries = new Cluster([{ host: '127.0.0.1', port: 1 }], { lazyConnect: true })
+  const store = new RedisStore({ client: primaries })
+  await store.close()
+  primaries.disconnect()
 })

@@ -1,4 +1,11 @@
+import { performance } from 'node:perf_hooks'
 import { GroupcacheError } from '../errors.js'
+
+/** Told how each bounded call ended (the circuit breaker listens here, so it costs no extra promise). */
+export interface CallOutcome {
+  succeeded(): void
+  failed(): void
+}
 
 interface Waiting {
   readonly deadline: number
@@ -11,26 +18,43 @@ interface Waiting {
  * same timeout, so deadlines arrive in the order calls were made: a FIFO queue
  * and one timer for its head replace a setTimeout/clearTimeout pair per store
  * call (which cost about a microsecond each on the Redis hit path).
+ *
+ * Deadlines are on the monotonic clock (performance.now): a wall clock stepped
+ * back would otherwise postpone every timeout by the step.
  */
 export class Deadlines {
   readonly #queue: Waiting[] = []
   #head = 0
   #timer: NodeJS.Timeout | undefined
 
-  constructor(readonly timeoutMs: number) {}
+  constructor(
+    readonly timeoutMs: number,
+    readonly now: () => number = () => performance.now()
+  ) {}
 
-  bound<T>(promise: Promise<T>): Promise<T> {
+  bound<T>(promise: Promise<T>, outcome?: CallOutcome): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const waiting: Waiting = { deadline: Date.now() + this.timeoutMs, reject, settled: false }
+      const waiting: Waiting = {
+        deadline: this.now() + this.timeoutMs,
+        reject: (err) => {
+          outcome?.failed()
+          reject(err)
+        },
+        settled: false
+      }
       this.#queue.push(waiting)
       this.#arm()
       promise.then(
         (value) => {
+          if (waiting.settled) return
           waiting.settled = true
+          outcome?.succeeded()
           resolve(value)
         },
         (err: unknown) => {
+          if (waiting.settled) return
           waiting.settled = true
+          outcome?.failed()
           reject(err)
         }
       )
@@ -41,12 +65,12 @@ export class Deadlines {
     if (this.#timer !== undefined) return
     const head = this.#queue[this.#head] as Waiting
     // Not unref'd: a pending store call must time out even when nothing else keeps the process alive.
-    this.#timer = setTimeout(() => this.#expire(), Math.max(1, head.deadline - Date.now()))
+    this.#timer = setTimeout(() => this.#expire(), Math.max(1, Math.ceil(head.deadline - this.now())))
   }
 
   #expire(): void {
     this.#timer = undefined
-    const now = Date.now()
+    const now = this.now()
     while (this.#head < this.#queue.length) {
       const waiting = this.#queue[this.#head] as Waiting
       if (!waiting.settled && waiting.deadline > now) break

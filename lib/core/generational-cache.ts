@@ -2,7 +2,7 @@ import { GroupcacheError } from '../errors.js'
 import { positiveNumber, Generations, type GenerationsOptions } from './generations.js'
 import type { CompiledGroup, GroupDef, GroupValues } from './groups.js'
 import { versionKey } from './keys.js'
-import { canonicalText, decodeValue, encodeValue } from './values.js'
+import { canonicalArguments, canonicalText, decodeValue, encodeValue } from './values.js'
 
 export interface GenerationalCacheOptions extends GenerationsOptions {
   /**
@@ -12,6 +12,21 @@ export interface GenerationalCacheOptions extends GenerationsOptions {
    * @default true
    */
   enabled?: boolean
+  /**
+   * Longest wait, in milliseconds, of a call that found an identical
+   * computation running (`getOrSet`, `wrap`). After it, the call computes
+   * itself and takes the lead, so a hung computation never captures later
+   * calls; the one it replaced is not stored when it finishes.
+   * @default 10000
+   */
+  coalesceTimeout?: number
+  /**
+   * Most computations tracked at once for coalescing. A call past it runs its
+   * computation without storing the result (a result this cache cannot track
+   * could not be cancelled by a `delete`).
+   * @default 10000
+   */
+  maxInflight?: number
 }
 
 export interface SetOptions {
@@ -65,6 +80,18 @@ interface Address {
   requestKey: string
 }
 
+/** A computation running for an entry key: the one identical calls join. */
+interface Flight {
+  /** The encoded result; rejects with the computation's error. */
+  readonly result: Promise<Buffer>
+  /** Set by a delete, set or takeover: the result must not be stored. */
+  cancelled: boolean
+  /** The store write of the result, once started. */
+  writing?: Promise<void>
+}
+
+const WAIT_TIMED_OUT = Symbol('timed out')
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false
   const proto = Object.getPrototypeOf(value)
@@ -81,14 +108,25 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  */
 export class GenerationalCache extends Generations {
   readonly enabled: boolean
-  /** Computations in flight by entry key: concurrent identical calls share one. */
-  readonly #inflight = new Map<string, Promise<Buffer>>()
+  readonly coalesceTimeout: number
+  readonly maxInflight: number
+  /**
+   * Computations running by entry key (at most one tracked per key, at most
+   * `maxInflight` in all): identical calls join them, and a delete or set
+   * cancels their store write.
+   */
+  readonly #flights = new Map<string, Flight>()
 
   constructor(options: GenerationalCacheOptions = {}) {
-    const { enabled = true, ...rest } = options
+    const { enabled = true, coalesceTimeout = 10_000, maxInflight = 10_000, ...rest } = options
     super(rest)
     if (typeof enabled !== 'boolean') throw new GroupcacheError('GC_INVALID_OPTION', `option enabled must be a boolean, got ${JSON.stringify(enabled)}`)
+    if (!Number.isSafeInteger(maxInflight) || maxInflight < 1) {
+      throw new GroupcacheError('GC_INVALID_OPTION', `option maxInflight must be a positive integer, got ${String(maxInflight)}`)
+    }
     this.enabled = enabled
+    this.coalesceTimeout = positiveNumber(coalesceTimeout, 'coalesceTimeout')
+    this.maxInflight = maxInflight
   }
 
   /** The cached value, or undefined on a miss (or when the store fails: it is logged). */
@@ -162,7 +200,9 @@ export class GenerationalCache extends Generations {
       const values = isPlainObject(first) ? first : {}
       const keyed: Record<string, unknown> = {}
       for (const field of Object.keys(values)) if (!exclude.has(field)) keyed[field] = values[field]
-      const address = this.#address(groups, keyed, name, isPlainObject(first) ? rest : args, values)
+      const address = isPlainObject(first)
+        ? this.#address(groups, keyed, name, rest, values, 'arguments[0]', 1)
+        : this.#address(groups, keyed, name, args, values, 'arguments[0]', 0)
       address.versionKeys.unshift(fnKey)
       return address
     }
@@ -188,7 +228,7 @@ export class GenerationalCache extends Generations {
    * The version keys of the groups (magic #1: their params come from the values)
    * and the request key: the name and every value no group consumed (magic #2).
    */
-  #address(groups: readonly CompiledGroup[], keyed: GroupValues, name = '', args: readonly unknown[] = [], all: GroupValues = keyed): Address {
+  #address(groups: readonly CompiledGroup[], keyed: GroupValues, name = '', args: readonly unknown[] = [], all: GroupValues = keyed, valuesPath = 'values', firstArg = 0): Address {
     const consumed = new Set<string>()
     const versionKeys = groups.map((group) => {
       for (const p of group.params ?? []) consumed.add(p)
@@ -196,7 +236,7 @@ export class GenerationalCache extends Generations {
     })
     const rest: Record<string, unknown> = {}
     for (const field of Object.keys(keyed)) if (!consumed.has(field)) rest[field] = keyed[field]
-    return { versionKeys, requestKey: JSON.stringify(['fn', name, canonicalText(rest, 'values'), canonicalText(args, 'arguments')]) }
+    return { versionKeys, requestKey: JSON.stringify(['fn', name, canonicalText(rest, valuesPath), canonicalArguments(args, firstArg)]) }
   }
 
   /** Looks an address up and counts the hit or miss (a miss is logged at debug level: the seed's log_misses). Store faults reject. */
@@ -226,6 +266,7 @@ export class GenerationalCache extends Generations {
     if (!this.enabled) return false
     try {
       const found = await this.lookup(address.versionKeys, address.requestKey)
+      await this.#cancel(found.entryKey)
       await this.write(found.entryKey, bytes, ttlMs)
       return true
     } catch (err) {
@@ -237,6 +278,7 @@ export class GenerationalCache extends Generations {
   async #delete(address: Address): Promise<void> {
     try {
       const found = await this.lookup(address.versionKeys, address.requestKey)
+      await this.#cancel(found.entryKey)
       await this.call(this.store.delete(found.entryKey))
     } catch (err) {
       this.#fault(err, 'delete')
@@ -254,28 +296,70 @@ export class GenerationalCache extends Generations {
       this.#fault(err, 'lookup')
       return compute()
     }
-    const leading = this.#inflight.get(entryKey)
-    if (leading !== undefined) {
-      this.stats.collapsed++
-      return decodeValue(await leading)
+    let joined = false
+    for (let leader = this.#flights.get(entryKey); leader !== undefined; leader = this.#flights.get(entryKey)) {
+      if (!joined) this.stats.collapsed++
+      joined = true
+      const bytes = await this.#wait(leader.result)
+      // The leader's bytes are decoded again for each follower: no caller shares an object with another.
+      if (bytes !== WAIT_TIMED_OUT) return decodeValue(bytes)
+      // Still the one that hung: it is superseded, and not stored when it finishes late.
+      if (this.#flights.get(entryKey) === leader) this.#drop(entryKey, leader)
+    }
+    if (this.#flights.size >= this.maxInflight) {
+      this.stats.bypasses++
+      return compute()
     }
     let value: unknown
-    const computing = (async () => {
-      value = await compute()
-      return encodeValue(value, 'result')
-    })()
-    this.#inflight.set(entryKey, computing)
+    const flight: Flight = {
+      result: (async () => {
+        value = await compute()
+        return encodeValue(value, 'result')
+      })(),
+      cancelled: false
+    }
+    this.#flights.set(entryKey, flight)
     try {
-      const bytes = await computing
-      try {
-        await this.write(entryKey, bytes, ttlMs)
-      } catch (err) {
-        this.#fault(err, 'set')
+      const bytes = await flight.result
+      if (!flight.cancelled) {
+        flight.writing = this.write(entryKey, bytes, ttlMs).catch((err: unknown) => this.#fault(err, 'set'))
+        await flight.writing
       }
       return value
     } finally {
-      this.#inflight.delete(entryKey)
+      if (this.#flights.get(entryKey) === flight) this.#flights.delete(entryKey)
     }
+  }
+
+  /** The leader's result, or WAIT_TIMED_OUT after `coalesceTimeout`. */
+  async #wait(result: Promise<Buffer>): Promise<Buffer | typeof WAIT_TIMED_OUT> {
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<typeof WAIT_TIMED_OUT>((resolve) => {
+      timer = setTimeout(resolve, this.coalesceTimeout, WAIT_TIMED_OUT)
+    })
+    try {
+      return await Promise.race([result, timedOut])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  #drop(entryKey: string, flight: Flight): void {
+    flight.cancelled = true
+    this.#flights.delete(entryKey)
+  }
+
+  /**
+   * A delete or set of this entry has begun: a computation running for it
+   * must not store its (older) result, and later calls must not join it. A
+   * write already under way is awaited, so the caller's own delete or write
+   * lands after it.
+   */
+  async #cancel(entryKey: string): Promise<void> {
+    const flight = this.#flights.get(entryKey)
+    if (flight === undefined) return
+    this.#drop(entryKey, flight)
+    await flight.writing
   }
 
   #fault(err: unknown, what: string): void {

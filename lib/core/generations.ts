@@ -2,13 +2,17 @@ import { GroupcacheError } from '../errors.js'
 import { MemoryStore } from '../store/memory.js'
 import type { LookupResult, Store } from '../store/store.js'
 import { compileGroup, groupName, type CompiledGroup, type GroupDef, type GroupValues } from './groups.js'
+import { Breaker, type BreakerOptions, type BreakerState } from './breaker.js'
 import { Deadlines } from './deadlines.js'
-import { entryPrefix, epochKey, versionKeyFromEncoded } from './keys.js'
+import { FaultLog } from './fault-log.js'
+import { entryPrefix, epochKey, versionKeyFromEncoded, VersionKeys } from './keys.js'
 
 /** Where groupcache reports store faults and misses. pino's (and so Fastify's) logger fits. */
 export interface Logger {
   warn(obj: unknown, msg?: string): void
   error(obj: unknown, msg?: string): void
+  /** Recoveries (a pending bump landed, the breaker closed); `warn` is used when absent. */
+  info?(obj: unknown, msg?: string): void
   debug?(obj: unknown, msg?: string): void
 }
 
@@ -36,10 +40,31 @@ export interface GenerationsOptions {
    */
   timeout?: number
   /**
-   * Receives store faults (warn/error) and misses (debug).
-   * @default console (warn and error only)
+   * Receives store faults (warn/error, rate-limited), recoveries (info) and misses (debug).
+   * @default console (warn, error and info)
    */
   logger?: Logger
+  /**
+   * The circuit breaker on store calls (DESIGN §4): after `failures`
+   * consecutive failed or timed-out calls, the store is not called for a
+   * cool-down (lookups bypass at once, bumps are kept pending), then one call
+   * probes it. `false` turns it off. Not applied to in-process stores.
+   * @default { failures: 5, cooldown: 1000, maxCooldown: 10000 }
+   */
+  breaker?: BreakerOptions | false
+  /**
+   * Most version keys kept pending (bumps that have not reached the store).
+   * Past it they are dropped and the epoch is bumped instead (every entry
+   * orphaned: one key, always correct).
+   * @default 10000
+   */
+  maxPendingBumps?: number
+  /**
+   * Store faults are logged at most once per interval (in milliseconds); the
+   * others are counted and logged as one line of counts.
+   * @default 10000
+   */
+  faultLogInterval?: number
 }
 
 export interface CacheStats {
@@ -52,6 +77,8 @@ export interface CacheStats {
   errors: number
   /** Version keys whose bump has not reached the store yet. */
   pendingBumps: number
+  /** The circuit breaker on store calls (`closed` when there is none). */
+  breaker: BreakerState
 }
 
 /**
@@ -80,7 +107,8 @@ export interface FaultContext {
 
 const consoleLogger: Logger = {
   warn: (obj, msg) => console.warn(msg, obj),
-  error: (obj, msg) => console.error(msg, obj)
+  error: (obj, msg) => console.error(msg, obj),
+  info: (obj, msg) => console.info(msg, obj)
 }
 
 /** Thrown (internally) when a lookup names a group whose bump is still pending. */
@@ -100,7 +128,29 @@ export function positiveNumber(value: unknown, name: string, where = ''): number
 
 const RETRY_MIN_MS = 50
 const RETRY_MAX_MS = 5000
+/** Keys per store call when retrying pending bumps (a spread of 125k arguments overflowed the stack). */
+const RETRY_CHUNK = 1000
 const GROUP_CACHE_MAX = 1000
+/** Group names put in one log line. */
+const NAMES_LOGGED = 20
+
+interface PendingBump {
+  /** Sequence number of the latest failed bump of the key. */
+  readonly seq: number
+  /** Readable group name, for logs and bump listeners. */
+  readonly name: string
+}
+
+function positiveInteger(value: unknown, name: string): number {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `option ${name} must be a positive integer, got ${JSON.stringify(value) ?? String(value)}`)
+  }
+  return value
+}
+
+function someNames(names: readonly string[]): { groups: readonly string[]; more?: number } {
+  return names.length <= NAMES_LOGGED ? { groups: names } : { groups: names.slice(0, NAMES_LOGGED), more: names.length - NAMES_LOGGED }
+}
 
 /**
  * The generational engine (DESIGN §1, §3), knowing nothing of HTTP.
@@ -113,7 +163,12 @@ const GROUP_CACHE_MAX = 1000
  *
  * A bump that cannot reach the store is kept and retried, and until it lands
  * every lookup that names one of its keys is refused (PendingBumpError), so no
- * entry from before the bump can be served in this process.
+ * entry from before the bump can be served in this process. The pending set is
+ * bounded: past `maxPendingBumps` it is replaced by one pending epoch bump.
+ *
+ * Store calls are bounded by `timeout` and go through a circuit breaker, so an
+ * outage costs requests nothing once it has been noticed; faults are logged
+ * rate-limited (reportFault).
  */
 export class Generations {
   readonly store: Store
@@ -123,11 +178,16 @@ export class Generations {
   readonly logger: Logger
   readonly epochKey: string
   readonly entryPrefix: string
-  readonly stats: Omit<CacheStats, 'pendingBumps'> = { hits: 0, misses: 0, stores: 0, bypasses: 0, collapsed: 0, bumps: 0, errors: 0 }
+  readonly maxPendingBumps: number
+  readonly stats: Omit<CacheStats, 'pendingBumps' | 'breaker'> = { hits: 0, misses: 0, stores: 0, bypasses: 0, collapsed: 0, bumps: 0, errors: 0 }
 
-  /** key → sequence number of the latest failed bump of it. */
-  readonly #pending = new Map<string, number>()
+  /** Version key → its pending bump. Bounded by maxPendingBumps. */
+  readonly #pending = new Map<string, PendingBump>()
   #pendingSeq = 0
+  #closed = false
+  /** Undefined for in-process stores and when turned off. */
+  readonly #breaker: Breaker | undefined
+  readonly #faults: FaultLog
   #retryTimer: NodeJS.Timeout | undefined
   #retryDelay = RETRY_MIN_MS
   #retrying: Promise<void> | undefined
@@ -146,9 +206,34 @@ export class Generations {
     this.timeout = positiveNumber(options.timeout ?? 250, 'timeout')
     this.#deadlines = new Deadlines(this.timeout)
     this.logger = options.logger ?? consoleLogger
+    this.maxPendingBumps = positiveInteger(options.maxPendingBumps ?? 10_000, 'maxPendingBumps')
+    this.#faults = new FaultLog(positiveNumber(options.faultLogInterval ?? 10_000, 'faultLogInterval'), this.logger)
+    if (options.breaker === false || this.store.local === true) this.#breaker = undefined
+    else {
+      if (options.breaker !== undefined && (options.breaker === null || typeof options.breaker !== 'object')) {
+        throw new GroupcacheError('GC_INVALID_OPTION', `option breaker must be an object or false, got ${JSON.stringify(options.breaker)}`)
+      }
+      const breaker = new Breaker(options.breaker ?? {})
+      breaker.onChange = (from, to, detail) => {
+        if (to === 'open') this.logger.warn({ from, ...detail }, `groupcache: store circuit breaker open: the store is not called for ${detail.cooldown} ms; requests are served uncached`)
+        else if (to === 'closed') this.#info({ from }, 'groupcache: store circuit breaker closed: the store answers again')
+      }
+      this.#breaker = breaker
+    }
     this.epochKey = epochKey(this.prefix)
     this.entryPrefix = entryPrefix(this.prefix)
+    this.store.attach?.({ prefix: this.prefix, epochKey: this.epochKey, logger: this.logger, reportFault: (err, what) => this.reportFault(err, { what }) })
     void this.store.checkServer?.(this.logger)
+  }
+
+  #info(obj: unknown, msg: string): void {
+    if (this.logger.info !== undefined) this.logger.info(obj, msg)
+    else this.logger.warn(obj, msg)
+  }
+
+  /** True when a store call may be made now (the breaker is closed, or this call is its probe). */
+  #admit(): boolean {
+    return this.#breaker === undefined || this.#breaker.admit()
   }
 
   /** Compiles a definition, reusing the compiled form of a string seen before. */
@@ -163,9 +248,13 @@ export class Generations {
     return compiled
   }
 
+  /** Version keys by encoding (H1's memo, lib/core/keys.ts): param routes hash each identity once. Created on first use, after the prefix is set. */
+  #versionKeys: VersionKeys | undefined
+
   /** The version key of a group for these values. */
   versionKey(group: CompiledGroup, values: GroupValues, request?: unknown): string {
-    return versionKeyFromEncoded(this.prefix, group.encode(values, request))
+    this.#versionKeys ??= new VersionKeys(this.prefix)
+    return this.#versionKeys.of(group, values, request)
   }
 
   /** The version key and the readable name of a group for these values (for bumps: names go to logs, events, CDNs). */
@@ -202,9 +291,10 @@ export class Generations {
    * and the circuit breaker fed.
    */
   reportFault(err: unknown, context: FaultContext): void {
+    // A refusal by the open breaker is not a new fault: the faults that opened it were reported.
+    if ((err as { code?: unknown } | null)?.code === 'GC_STORE_UNAVAILABLE') return
     this.stats.errors++
-    const log = context.log ?? this.logger
-    log.error({ err, route: context.route }, `groupcache: store ${context.what} failed; served uncached`)
+    this.#faults.report(context.what, context.log ?? this.logger, { err, route: context.route }, `groupcache: store ${context.what} failed; served uncached`)
   }
 
   /** Version keys of definitions resolved against values (TypeError when a value is missing). */
@@ -225,34 +315,59 @@ export class Generations {
   /** {@link lookup} for a key list that already starts with the epoch key (HTTP routes precompute it). */
   lookupWithEpoch(keys: readonly string[], requestKey: string): LookupResult | Promise<LookupResult> {
     if (this.#pending.size > 0 && keys.some((key) => this.#pending.has(key))) throw new PendingBumpError()
+    if (this.#breaker !== undefined && !this.#breaker.admit()) throw this.#breaker.refusal()
     const found = this.store.lookup(keys, requestKey, this.entryPrefix)
     return found instanceof Promise ? this.call(found) : found
   }
 
   /** Writes an entry under a key a lookup returned. */
   async write(key: string, value: Buffer, ttlMs: number): Promise<void> {
+    if (this.#breaker !== undefined && !this.#breaker.admit()) throw this.#breaker.refusal()
     await this.call(this.store.set(key, value, ttlMs))
     this.stats.stores++
   }
 
   /**
-   * Bumps version keys. Never rejects for a store fault: a failed bump is kept
-   * and retried until it lands. Resolves true when it landed now.
+   * Bumps version keys. Never rejects for a store fault: a failed bump (or
+   * one refused by the open breaker) is kept and retried until it lands.
+   * Resolves true when it landed now. `names` are the groups' readable names
+   * (for logs and bump listeners), aligned with `keys`.
    */
   async bumpKeys(keys: readonly string[], names?: readonly string[]): Promise<boolean> {
     if (keys.length === 0) return true
-    try {
-      await this.call(this.store.bump(keys))
-      this.stats.bumps += keys.length
-      this.#bumped(keys, names)
-      return true
-    } catch (err) {
-      this.stats.errors++
-      this.logger.error({ err, keys }, 'groupcache: bump failed; kept for retry, these groups bypass the cache until it lands')
-      for (const key of keys) this.#pending.set(key, ++this.#pendingSeq)
-      this.#scheduleRetry()
-      return false
+    let failure: unknown
+    if (this.#admit()) {
+      try {
+        await this.call(this.store.bump(keys))
+        this.stats.bumps += keys.length
+        this.#bumped(keys, names)
+        return true
+      } catch (err) {
+        failure = err
+      }
+    } else {
+      failure = this.#breaker?.refusal()
     }
+    const groups = names ?? keys
+    this.stats.errors++
+    this.#faults.report('bump', this.logger, { err: failure, ...someNames(groups) }, 'groupcache: bump failed; kept for retry, these groups bypass the cache until it lands')
+    this.#keep(keys, groups)
+    this.#scheduleRetry()
+    return false
+  }
+
+  /**
+   * Keeps failed bumps for the retry. Once the epoch is pending, nothing more
+   * needs keeping: its bump orphans every entry. Past the bound, the pending
+   * keys are dropped and the epoch is bumped instead.
+   */
+  #keep(keys: readonly string[], names: readonly string[]): void {
+    if (this.#pending.has(this.epochKey)) return
+    keys.forEach((key, i) => this.#pending.set(key, { seq: ++this.#pendingSeq, name: names[i] ?? key }))
+    if (this.#pending.size <= this.maxPendingBumps) return
+    this.logger.warn({ dropped: this.#pending.size, maxPendingBumps: this.maxPendingBumps }, 'groupcache: too many pending bumps; dropped them and will bump the epoch instead (every entry of this cache is orphaned once it lands)')
+    this.#pending.clear()
+    this.#pending.set(this.epochKey, { seq: ++this.#pendingSeq, name: '*' })
   }
 
   /**
@@ -276,7 +391,7 @@ export class Generations {
   }
 
   #scheduleRetry(): void {
-    if (this.#retryTimer !== undefined || this.#retrying !== undefined) return
+    if (this.#closed || this.#retryTimer !== undefined || this.#retrying !== undefined) return
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined
       this.#retrying = this.#retryPending().finally(() => {
@@ -287,38 +402,62 @@ export class Generations {
     this.#retryTimer.unref()
   }
 
+  /**
+   * Sends pending bumps in chunks. A pending epoch bump is sent alone: it
+   * orphans every entry, so it settles every other pending key too.
+   */
   async #retryPending(): Promise<void> {
     const snapshot = [...this.#pending]
-    try {
-      await this.call(this.store.bump(snapshot.map(([key]) => key)))
-    } catch (err) {
-      this.#retryDelay = Math.min(this.#retryDelay * 2, RETRY_MAX_MS)
-      this.logger.warn({ err, pending: this.#pending.size }, 'groupcache: retrying pending bumps failed')
-      return
+    const epoch = this.#pending.get(this.epochKey)
+    const chunks: [string, PendingBump][][] = []
+    if (epoch !== undefined) chunks.push([[this.epochKey, epoch]])
+    else for (let start = 0; start < snapshot.length; start += RETRY_CHUNK) chunks.push(snapshot.slice(start, start + RETRY_CHUNK))
+    let landed = 0
+    for (const chunk of chunks) {
+      if (!this.#admit()) return
+      try {
+        await this.call(this.store.bump(chunk.map(([key]) => key)))
+      } catch (err) {
+        this.#retryDelay = Math.min(this.#retryDelay * 2, RETRY_MAX_MS)
+        this.#faults.report('retry', this.logger, { err, pending: this.#pending.size }, 'groupcache: retrying pending bumps failed')
+        return
+      }
+      landed += chunk.length
+      this.stats.bumps += chunk.length
+      // A key bumped (and failed) again while this retry was under way stays pending.
+      for (const [key, bump] of epoch === undefined ? chunk : snapshot) {
+        if (this.#pending.get(key)?.seq === bump.seq) this.#pending.delete(key)
+      }
+      this.#bumped(chunk.map(([key]) => key), chunk.map(([, bump]) => bump.name))
     }
     this.#retryDelay = RETRY_MIN_MS
-    this.stats.bumps += snapshot.length
-    // A key bumped (and failed) again while this retry was under way stays pending.
-    for (const [key, seq] of snapshot) if (this.#pending.get(key) === seq) this.#pending.delete(key)
-    this.logger.warn({ landed: snapshot.length }, 'groupcache: pending bumps landed')
+    this.#info({ landed }, 'groupcache: pending bumps landed')
   }
 
-  /** Bounds a store call by the timeout (in-process stores need none). */
+  /** Bounds a store call by the timeout and tells the breaker how it ended (in-process stores need neither). */
   call<T>(promise: Promise<T>): Promise<T> {
-    return this.store.local === true ? promise : this.#deadlines.bound(promise)
+    return this.store.local === true ? promise : this.#deadlines.bound(promise, this.#breaker)
   }
 
   getStats(): CacheStats {
-    return { ...this.stats, pendingBumps: this.#pending.size }
+    return { ...this.stats, pendingBumps: this.#pending.size, breaker: this.#breaker?.state ?? 'closed' }
   }
 
-  /** Tries pending bumps once more, stops retrying and closes the store. */
+  /**
+   * Stops the retry loop, tries pending bumps once more (unless the breaker
+   * is open: the store is known to be down) and closes the store.
+   */
   async close(): Promise<void> {
+    this.#closed = true
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer)
     this.#retryTimer = undefined
     await this.#retrying
     if (this.#pending.size > 0) await this.#retryPending()
-    if (this.#pending.size > 0) this.logger.error({ keys: [...this.#pending.keys()] }, 'groupcache: closing with bumps that never reached the store')
+    if (this.#pending.size > 0) {
+      const names = [...this.#pending.values()].map((bump) => bump.name)
+      this.logger.error({ keys: [...this.#pending.keys()].slice(0, NAMES_LOGGED), ...someNames(names) }, 'groupcache: closing with bumps that never reached the store')
+    }
+    this.#faults.flush()
     await this.store.close()
   }
 }

@@ -5,10 +5,25 @@ import { describe, valueToString, type MappingValue } from './encoding.js'
 export type GroupValues = Readonly<Record<string, unknown>>
 
 /**
- * A group computed by code: gets the values (route params) and, for HTTP routes,
- * the framework request. Returns the group's mapping.
+ * What a group function can read of the request without naming a framework:
+ * its headers, each possibly absent. Fastify's and Express's requests both fit.
  */
-export type GroupFunction = (values: GroupValues, request?: any) => Readonly<Record<string, MappingValue>>
+export interface GroupRequest {
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>
+}
+
+/**
+ * A group computed by code: gets the values (route params) and, for HTTP routes,
+ * the framework request; there is no request in the function cache nor in
+ * `bump()` calls made outside a request. Returns the group's mapping.
+ *
+ * Written as a method type on purpose: its parameters are then checked both
+ * ways, so a function may annotate them with narrower types, e.g. the route's
+ * params or `FastifyRequest`, to read more than the headers.
+ */
+export type GroupFunction = {
+  group(values: GroupValues, request?: GroupRequest): Readonly<Record<string, MappingValue>>
+}['group']
 
 /**
  * A group definition, in one of five forms (DESIGN §2):
@@ -136,7 +151,8 @@ function compileFunction(fn: GroupFunction): CompiledGroup {
     label,
     params: null,
     encode(values, request) {
-      const mapping = fn(values, request)
+      // The adapters pass their framework's request (a GroupRequest); other callers none.
+      const mapping = fn(values, request as GroupRequest | undefined)
       if (mapping === null || typeof mapping !== 'object' || Array.isArray(mapping)) {
         throw new GroupcacheTypeError('GC_INVALID_VALUE', `group ${label}: must return a mapping object, returned ${describe(mapping)}`)
       }

@@ -1,3 +1,5 @@
+import type { NotStoredReason } from './policy.js'
+
 /** Hit values and Age values by second, made once: a hit then allocates neither string. */
 const hits: string[] = []
 const ages: string[] = []
@@ -7,11 +9,18 @@ const REUSED_SECONDS = 86_400
 export const CACHE_STATUS = {
   stored: 'groupcache; fwd=miss; stored',
   miss: 'groupcache; fwd=miss',
+  /** A miss that was not stored, saying why. */
+  notStored: (detail: NotStoredReason): string => NOT_STORED[detail],
   collapsed: 'groupcache; fwd=miss; collapsed',
   hit: (ttlSeconds: number): string =>
     ttlSeconds >= 0 && ttlSeconds < REUSED_SECONDS ? (hits[ttlSeconds] ??= `groupcache; hit; ttl=${ttlSeconds}`) : `groupcache; hit; ttl=${ttlSeconds}`,
   bypass: (detail: BypassDetail): string => `groupcache; fwd=bypass; detail=${detail}`
 } as const
+
+const NOT_STORED = {} as Record<NotStoredReason, string>
+for (const detail of ['status', 'set-cookie', 'no-store', 'private', 'no-cache', 'vary', 'streamed', 'too-big', 'head', 'store-error'] as const) {
+  NOT_STORED[detail] = `groupcache; fwd=miss; detail=${detail}`
+}
 
 /** Why the cache was skipped for a request. */
 export type BypassDetail =
@@ -27,6 +36,8 @@ export type BypassDetail =
   | 'store-error'
   /** The store did not answer within the timeout. */
   | 'store-timeout'
+  /** The route declares `config.cache` but was added before the plugin had loaded (`app.register` not awaited). */
+  | 'registered-before-plugin'
   /** The circuit breaker is open after repeated store faults: the store is not called for a while. */
   | 'store-unavailable'
 

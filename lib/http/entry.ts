@@ -81,35 +81,69 @@ export function encodeEntry(entry: Entry): Buffer {
 }
 
 /**
- * Decoded entries by their bytes: the memory store hands back the same Buffer
- * on every hit, so each entry is decoded once.
+ * Decoded entries, owned by one HttpCache. By identity of their bytes for
+ * the memory store (it hands back the same Buffer on every hit), so each entry
+ * is decoded once. Redis hands back fresh Buffers, so recent entries are also
+ * kept by entry key with a copy of their bytes (a reply may be a slice of a
+ * large socket buffer): a hit then costs a byte comparison instead of a JSON
+ * parse. An entry key embeds the versions and the bytes are compared, so this
+ * never answers with other content than the store's. Bounded by bytes (the
+ * copies held), least recently used first out.
  */
-const decoded = new WeakMap<Buffer, Entry>()
+export class EntryDecoder {
+  readonly #byBytes = new WeakMap<Buffer, Entry>()
+  readonly #byKey = new Map<string, { bytes: Buffer; entry: Entry }>()
+  #bytes = 0
 
-/**
- * Redis hands back fresh Buffers, so recent entries are also kept by entry key,
- * with a copy of their bytes (a reply may be a slice of a large socket buffer):
- * a hit then costs a byte comparison instead of a JSON parse. An entry key
- * embeds the versions, and the bytes are compared, so this never answers with
- * other content than the store's. Bounded: emptied when full.
- */
-const recent = new Map<string, { bytes: Buffer; entry: Entry }>()
-const RECENT_MAX = 256
+  /**
+   * @param maxBytes most bytes of entry copies held for the by-key memo; an
+   * entry larger than a quarter of it is decoded every time instead.
+   */
+  constructor(readonly maxBytes: number) {}
 
-/** Decodes entry bytes; undefined for bytes this version cannot read (treated as a miss). */
-export function decodeEntry(bytes: Buffer, key?: string): Entry | undefined {
-  const cached = decoded.get(bytes)
-  if (cached !== undefined) return cached
-  if (key === undefined) return parseEntry(bytes)
-  const last = recent.get(key)
-  if (last !== undefined && last.bytes.equals(bytes)) return last.entry
-  const copy = Buffer.from(bytes)
-  const entry = parseEntry(copy)
-  if (entry !== undefined) {
-    if (recent.size >= RECENT_MAX) recent.clear()
-    recent.set(key, { bytes: copy, entry })
+  /** Bytes currently held by the by-key memo. */
+  get heldBytes(): number {
+    return this.#bytes
   }
-  return entry
+
+  /** Decodes entry bytes; undefined for bytes this version cannot read (treated as a miss). */
+  decode(bytes: Buffer, key?: string): Entry | undefined {
+    const cached = this.#byBytes.get(bytes)
+    if (cached !== undefined) return cached
+    if (key === undefined) {
+      const entry = decodeEntry(bytes)
+      if (entry !== undefined) this.#byBytes.set(bytes, entry)
+      return entry
+    }
+    const last = this.#byKey.get(key)
+    if (last !== undefined && last.bytes.equals(bytes)) {
+      this.#byKey.delete(key)
+      this.#byKey.set(key, last)
+      return last.entry
+    }
+    if (bytes.length * 4 > this.maxBytes) return decodeEntry(bytes)
+    const copy = Buffer.from(bytes)
+    const entry = decodeEntry(copy)
+    if (entry === undefined) return undefined
+    if (last !== undefined) this.#forget(key, last.bytes.length)
+    this.#byKey.set(key, { bytes: copy, entry })
+    this.#bytes += copy.length
+    for (const [oldest, held] of this.#byKey) {
+      if (this.#bytes <= this.maxBytes) break
+      this.#forget(oldest, held.bytes.length)
+    }
+    return entry
+  }
+
+  #forget(key: string, length: number): void {
+    this.#byKey.delete(key)
+    this.#bytes -= length
+  }
+}
+
+/** Decodes entry bytes, with no memo; undefined for bytes this version cannot read. */
+export function decodeEntry(bytes: Buffer): Entry | undefined {
+  return parseEntry(bytes)
 }
 
 function parseEntry(bytes: Buffer): Entry | undefined {
@@ -124,7 +158,25 @@ function parseEntry(bytes: Buffer): Entry | undefined {
   }
   if (!Array.isArray(head) || head.length !== 4) return undefined
   const [status, headers, storedAt, ttlMs] = head as [number, StoredHeaders, number, number]
-  const entry = makeEntry(status, headers, bytes.subarray(5 + headLength), storedAt, ttlMs)
-  decoded.set(bytes, entry)
-  return entry
+  return makeEntry(status, headers, bytes.subarray(5 + headLength), storedAt, ttlMs)
+}
+
+/**
+ * The Vary of a hit: the live response's tokens (set by hooks that ran on
+ * this request, such as CORS's `Origin`) plus the stored ones not among them.
+ */
+export function mergeVary(live: HeaderBag[string], stored: string | string[]): string {
+  const seen = new Set<string>()
+  const out: string[] = []
+  for (const value of [live, stored]) {
+    if (value === undefined) continue
+    for (const raw of (Array.isArray(value) ? value.join(',') : String(value)).split(',')) {
+      const token = raw.trim()
+      if (token !== '' && !seen.has(token.toLowerCase())) {
+        seen.add(token.toLowerCase())
+        out.push(token)
+      }
+    }
+  }
+  return out.join(', ')
 }

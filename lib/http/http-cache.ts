@@ -1,16 +1,16 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { GroupcacheError, GroupcacheTypeError } from '../errors.js'
 import { encodeMapping, valueToString } from '../core/encoding.js'
-import { PendingBumpError } from '../core/generations.js'
+import { PendingBumpError, type Logger } from '../core/generations.js'
 import type { LookupResult } from '../store/store.js'
 import type { GenerationalCache } from '../core/generational-cache.js'
 import type { GroupDef, GroupValues } from '../core/groups.js'
 import { versionKeyFromEncoded } from '../core/keys.js'
 import { ageValue, CACHE_STATUS, type BypassDetail } from './cache-status.js'
-import { decodeEntry, encodeEntry, makeEntry, storableHeaders, type Entry, type HeaderBag, type StoredHeaders } from './entry.js'
-import { ifNoneMatchMatches, unshareableReason } from './policy.js'
+import { EntryDecoder, encodeEntry, makeEntry, storableHeaders, type Entry, type HeaderBag, type StoredHeaders } from './entry.js'
+import { headerTokens, ifNoneMatchMatches, notStoredReason, unkeyedVary, type NotStoredReason } from './policy.js'
 import { requestKey } from './request-key.js'
-import { compileRoute, routeKeyFor, type CompiledRoute, type RouteDefaults, type RouteInfo } from './route.js'
+import { compileRoute, LEARNED_VARY_MAX, routeKeyFor, type CompiledRoute, type RouteDefaults, type RouteInfo } from './route.js'
 
 /** What an adapter tells the HTTP layer about a request. */
 export interface HttpRequest {
@@ -22,6 +22,20 @@ export interface HttpRequest {
   readonly params: GroupValues
   /** The framework's request, handed to function groups. */
   readonly raw: unknown
+  /**
+   * The host as the framework resolved it for the handler (Fastify `request.host`,
+   * Express `req.host`: trustProxy and HTTP/2 `:authority` honoured). Lower-cased
+   * here. Without it, the Host header.
+   */
+  readonly host?: string | undefined
+  /**
+   * The query as the framework parsed it for the handler (`request.query`,
+   * `req.query`), canonicalized into the key. Without it, the raw query string
+   * of `url` is normalized.
+   */
+  readonly query?: unknown
+  /** The request's logger (Fastify `request.log`), for faults met on this request. */
+  readonly log?: Logger | undefined
 }
 
 /** A response the adapter writes as it is (a hit, a 304 or a collapsed miss). */
@@ -44,11 +58,24 @@ export interface Miss {
   readonly entryKey: string
   /** False for HEAD: its body is not the GET body, so it is never stored or shared. */
   readonly storable: boolean
+  /** The request headers the key included (declared and learned Vary names). */
+  readonly keyed: readonly string[]
   done: boolean
   readonly followers: ((entry: Entry | undefined) => void) | undefined
+  readonly log: Logger | undefined
 }
 
 export type Begin = ReadyResponse | Miss | { readonly kind: 'bypass'; readonly cacheStatus: string }
+
+/** Bytes of Redis entry copies one HttpCache keeps decoded (see EntryDecoder). */
+const DECODED_MAX_BYTES = 8 * 1024 * 1024
+const TIMED_OUT = Symbol('timed out')
+
+/** Run-time settings of the shared layer (adapter options, checked). */
+export interface HttpCacheSettings {
+  /** Longest a request waits for an identical request's handler, in ms. */
+  readonly coalesceTimeoutMs: number
+}
 
 /** Calls `then` with the value now, or when the promise settles: keeps synchronous answers synchronous. */
 export function whenReady<T>(value: T | Promise<T>, then: (value: T) => void): void {
@@ -73,13 +100,18 @@ for (const detail of ['method', 'authorization', 'pending-bump', 'group-error', 
  * Adapters translate requests and responses; they make no caching decisions.
  */
 export class HttpCache {
-  /** Misses in flight by entry key (GET only), for coalescing. */
+  /** Misses in flight by entry key (GET only), for coalescing; an entry leaves when its miss finishes or is abandoned. */
   readonly #inflight = new Map<string, Promise<Entry | undefined>>()
+  readonly #decoder = new EntryDecoder(DECODED_MAX_BYTES)
+  readonly #coalesceTimeoutMs: number
 
   constructor(
     readonly gens: GenerationalCache,
-    readonly defaults: RouteDefaults
-  ) {}
+    readonly defaults: RouteDefaults,
+    settings: HttpCacheSettings = { coalesceTimeoutMs: 10_000 }
+  ) {
+    this.#coalesceTimeoutMs = settings.coalesceTimeoutMs
+  }
 
   compile(route: RouteInfo, config: unknown): CompiledRoute {
     return compileRoute(this.gens, this.defaults, route, config)
@@ -116,33 +148,38 @@ export class HttpCache {
       this.gens.logger.warn({ err, route: route.name }, 'groupcache: a group could not be resolved for this request; served uncached')
       return this.#bypass('group-error')
     }
+    // Snapshot: a header learned while this request is in flight must not change what its key included.
+    const keyed = route.learnedVary.length === 0 ? route.vary : [...route.vary, ...route.learnedVary]
     let found: LookupResult | Promise<LookupResult>
     try {
-      found = this.gens.lookupWithEpoch(keys, requestKey(route, req.url, req.headers))
+      found = this.gens.lookupWithEpoch(keys, requestKey(route, req))
     } catch (err) {
-      return this.#bypass(this.#storeFault(err, route))
+      return this.#bypass(this.#storeFault(err, route, req.log))
     }
     if (found instanceof Promise) {
       return found.then(
-        (result) => this.#answer(route, req, result),
-        (err: unknown) => this.#bypass(this.#storeFault(err, route))
+        (result) => this.#answer(route, req, result, keyed),
+        (err: unknown) => this.#bypass(this.#storeFault(err, route, req.log))
       )
     }
-    return this.#answer(route, req, found)
+    return this.#answer(route, req, found, keyed)
   }
 
-  #answer(route: CompiledRoute, req: HttpRequest, found: LookupResult): Begin | Promise<Begin> {
+  #answer(route: CompiledRoute, req: HttpRequest, found: LookupResult, keyed: readonly string[]): Begin | Promise<Begin> {
     const stats = this.gens.stats
-    const entry = found.entry === undefined ? undefined : decodeEntry(found.entry, this.gens.store.local === true ? undefined : found.entryKey)
+    const entry = found.entry === undefined ? undefined : this.#decoder.decode(found.entry, this.gens.store.local === true ? undefined : found.entryKey)
     if (entry !== undefined) {
       const now = Date.now()
       const expires = entry.storedAt + entry.ttlMs
       // Fresh; or stale within the window while an identical request revalidates.
       if (expires > now || (now < expires + route.staleMs && this.#inflight.has(found.entryKey))) {
         stats.hits++
-        const cacheStatus = CACHE_STATUS.hit(Math.trunc((expires - now) / 1000))
+        // A stale entry's ttl is negative even under a second past expiry (-0.4 s says -1, never 0).
+        const remaining = Math.trunc((expires - now) / 1000)
+        const cacheStatus = CACHE_STATUS.hit(expires > now ? remaining : Math.min(-1, remaining))
         const age = ageValue(Math.max(0, Math.floor((now - entry.storedAt) / 1000)))
-        if (ifNoneMatchMatches(req.headers['if-none-match'], entry.etag)) {
+        // Preconditions apply to 2xx responses only (RFC 9110 §13.2.1).
+        if (entry.status >= 200 && entry.status < 300 && ifNoneMatchMatches(req.headers['if-none-match'], entry.etag)) {
           return { kind: 'serve', status: 304, headers: entry.notModifiedHeaders, body: undefined, cacheStatus, age }
         }
         return { kind: 'serve', status: entry.status, headers: entry.headers, body: entry.body, cacheStatus, age }
@@ -150,41 +187,85 @@ export class HttpCache {
     }
     stats.misses++
     const { entryKey } = found
-    if (req.method === 'HEAD') return { kind: 'miss', route, entryKey, storable: false, done: false, followers: undefined }
+    const log = req.log
+    if (req.method === 'HEAD') return { kind: 'miss', route, entryKey, storable: false, keyed, done: false, followers: undefined, log }
     const leading = this.#inflight.get(entryKey)
     if (leading !== undefined) {
-      return leading.then((shared): Begin => {
-        if (shared === undefined) return { kind: 'miss', route, entryKey, storable: true, done: false, followers: undefined }
+      return this.#follow(leading).then((shared): Begin => {
+        if (shared === undefined || shared === TIMED_OUT) return { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: undefined, log }
         stats.collapsed++
         return { kind: 'serve', status: shared.status, headers: shared.headers, body: shared.body, cacheStatus: CACHE_STATUS.collapsed, age: undefined }
       })
     }
     let release!: (entry: Entry | undefined) => void
     this.#inflight.set(entryKey, new Promise<Entry | undefined>((resolve) => (release = resolve)))
-    return { kind: 'miss', route, entryKey, storable: true, done: false, followers: release }
+    return { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: release, log }
   }
 
-  /** Takes the handler's response: shares it with waiting requests and stores it when allowed. */
-  async finish(miss: Miss, status: number, headers: HeaderBag, body: unknown): Promise<Finish> {
+  /** Waits for a leader's entry at most coalesceTimeout: a hung handler never holds later requests for longer. */
+  #follow(leading: Promise<Entry | undefined>): Promise<Entry | undefined | typeof TIMED_OUT> {
+    return new Promise((resolve) => {
+      // Not unref'd: a request is waiting on it; it is cleared as soon as the leader answers.
+      const timer = setTimeout(resolve, this.#coalesceTimeoutMs, TIMED_OUT)
+      void leading.then((entry) => {
+        clearTimeout(timer)
+        resolve(entry)
+      })
+    })
+  }
+
+  /**
+   * Takes the handler's response: shares it with waiting requests and stores
+   * it when allowed. `headers` are the headers actually written (what every
+   * hook added included); `before` those already on the response when the
+   * handler started (CORS, rate-limit, security headers): they are recomputed
+   * on every hit, so they are not stored unless the handler changed them, and
+   * their Vary tokens split nothing.
+   */
+  async finish(miss: Miss, status: number, headers: HeaderBag, body: unknown, before?: HeaderBag): Promise<Finish> {
     if (miss.done) return { cacheStatus: CACHE_STATUS.miss, etag: undefined }
     miss.done = true
     const { route } = miss
-    let entry: Entry | undefined
-    if (miss.storable && unshareableReason(route, status, headers, body) === undefined) {
-      const bytes = body === null || body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(body as string)
-      entry = makeEntry(status, storableHeaders(headers), bytes, Date.now(), route.ttlMs)
+    const reason = this.#notStored(miss, status, headers, body, before)
+    if (reason !== undefined) {
+      this.#release(miss, undefined)
+      return { cacheStatus: CACHE_STATUS.notStored(reason), etag: undefined }
     }
+    const bytes = body === null || body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(body as string)
+    const entry = makeEntry(status, storableHeaders(contentHeaders(headers, before)), bytes, Date.now(), route.ttlMs)
     this.#release(miss, entry)
-    if (entry === undefined || entry.body.length > route.maxEntryBytes) return { cacheStatus: CACHE_STATUS.miss, etag: undefined }
     try {
       // Kept past its ttl for the stale window; freshness is judged from the entry's own ttl.
       await this.gens.write(miss.entryKey, encodeEntry(entry), route.ttlMs + route.staleMs)
     } catch (err) {
-      this.gens.stats.errors++
-      this.gens.logger.warn({ err, route: route.name }, 'groupcache: storing a response failed; served uncached')
-      return { cacheStatus: CACHE_STATUS.miss, etag: undefined }
+      this.gens.reportFault(err, { what: 'write', route: route.name, log: miss.log })
+      return { cacheStatus: CACHE_STATUS.notStored('store-error'), etag: undefined }
     }
     return { cacheStatus: CACHE_STATUS.stored, etag: entry.etag }
+  }
+
+  #notStored(miss: Miss, status: number, headers: HeaderBag, body: unknown, before: HeaderBag | undefined): NotStoredReason | undefined {
+    if (!miss.storable) return 'head'
+    const { route } = miss
+    const preset = new Set(headerTokens(before?.vary))
+    const reason = notStoredReason(route, status, headers, body, miss.keyed, preset)
+    if (reason === 'vary') this.#learnVary(route, unkeyedVary(headers, miss.keyed, preset))
+    if (reason !== undefined) return reason
+    // Checked before the body is hashed or copied.
+    const length = body === null || body === undefined ? 0 : Buffer.isBuffer(body) ? body.length : Buffer.byteLength(body as string)
+    return length > route.maxEntryBytes ? 'too-big' : undefined
+  }
+
+  /** Makes headers a response varied on part of the route's key from now on, up to LEARNED_VARY_MAX. */
+  #learnVary(route: CompiledRoute, names: readonly string[]): void {
+    for (const name of names) {
+      if (route.learnedVary.includes(name) || route.vary.includes(name)) continue
+      if (route.learnedVary.length >= LEARNED_VARY_MAX) {
+        this.gens.logger.warn({ route: route.name, vary: name }, `groupcache: route ${route.name} varies on more than ${LEARNED_VARY_MAX} request headers; responses varying on more are not stored`)
+        return
+      }
+      route.learnedVary.push(name)
+    }
   }
 
   /** The response will never reach finish() (aborted, hijacked): let waiting requests run their handlers. */
@@ -204,6 +285,17 @@ export class HttpCache {
   declaredBumps(route: CompiledRoute, given: GroupValues, raw: unknown): string[] {
     const params = withAbsentParams(route, given)
     return route.bumps.map((group) => this.gens.versionKey(group, params, raw))
+  }
+
+  /** Version keys and readable names of a route's declarative bumps for a request's params. */
+  declaredBumpTargets(route: CompiledRoute, given: GroupValues, raw: unknown): { key: string; name: string }[] {
+    const params = withAbsentParams(route, given)
+    return route.bumps.map((group) => this.gens.bumpTarget(group, params, raw))
+  }
+
+  /** Version key and readable name of one bump recorded by a handler; TypeError on a missing value. */
+  bumpTarget(def: GroupDef, values: GroupValues, raw: unknown): { key: string; name: string } {
+    return this.gens.bumpTarget(this.gens.compile(def), values, raw)
   }
 
   /** Version key of one bump recorded by a handler (`reply.bumpGroup`); TypeError on a missing value. */
@@ -236,12 +328,36 @@ export class HttpCache {
     return BYPASS[detail]
   }
 
-  #storeFault(err: unknown, route: CompiledRoute): BypassDetail {
+  #storeFault(err: unknown, route: CompiledRoute, log: Logger | undefined): BypassDetail {
     if (err instanceof PendingBumpError) return 'pending-bump'
-    this.gens.stats.errors++
-    this.gens.logger.error({ err, route: route.name }, 'groupcache: store lookup failed; served uncached')
+    if (err instanceof GroupcacheError && err.code === 'GC_STORE_UNAVAILABLE') return 'store-unavailable'
+    this.gens.reportFault(err, { what: 'lookup', route: route.name, log })
     return err instanceof GroupcacheError && err.code === 'GC_STORE_TIMEOUT' ? 'store-timeout' : 'store-error'
   }
+}
+
+/** The headers of a response that are its content: not those already there, unchanged, when the handler started. */
+function contentHeaders(headers: HeaderBag, before: HeaderBag | undefined): HeaderBag {
+  if (before === undefined) return headers
+  const out: Record<string, HeaderBag[string]> = {}
+  for (const name of Object.keys(headers)) {
+    const lower = name.toLowerCase()
+    const value = headers[name]
+    if (lower === 'vary') {
+      // Only the tokens added after the handler started; kept as written.
+      const preset = new Set(headerTokens(before.vary))
+      const added = (Array.isArray(value) ? value.join(',') : String(value)).split(',').map((token) => token.trim()).filter((token) => token !== '' && !preset.has(token.toLowerCase()))
+      if (added.length > 0) out.vary = added.join(', ')
+    } else if (!sameHeader(value, before[name] ?? before[lower])) {
+      out[name] = value
+    }
+  }
+  return out
+}
+
+function sameHeader(a: HeaderBag[string], b: HeaderBag[string]): boolean {
+  if (a === undefined || b === undefined) return a === b
+  return (Array.isArray(a) ? a.join('\n') : String(a)) === (Array.isArray(b) ? b.join('\n') : String(b))
 }
 
 /** An optional param that is absent (`/list/:page?`, `/list{/:page}`) counts as the empty string. */

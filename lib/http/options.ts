@@ -15,9 +15,26 @@ export interface GroupcacheOptions extends GenerationalCacheOptions {
    * @default 1048576 (1 MiB)
    */
   maxEntryBytes?: number
+  /**
+   * Longest a request waits, in milliseconds, for an identical request's
+   * handler to answer it (miss coalescing) before it runs its own handler: one
+   * hung handler never captures every later identical request.
+   * @default 10000
+   */
+  coalesceTimeout?: number
 }
 
-const OPTION_NAMES = new Set(['store', 'prefix', 'ttl', 'timeout', 'logger', 'statuses', 'maxEntryBytes'])
+const OPTION_NAMES = new Set(['store', 'prefix', 'ttl', 'timeout', 'logger', 'statuses', 'maxEntryBytes', 'coalesceTimeout', 'breaker', 'maxPendingBumps', 'faultLogInterval'])
+const STORE_METHODS = ['lookup', 'set', 'delete', 'bump', 'close'] as const
+
+/** An object implementing Store, or a GroupcacheError naming option store. */
+function checkStore(store: unknown): void {
+  if (store === undefined) return
+  const missing = store !== null && typeof store === 'object' ? STORE_METHODS.filter((m) => typeof (store as Record<string, unknown>)[m] !== 'function') : STORE_METHODS
+  if (missing.length === 0) return
+  const got = typeof store === 'string' ? `the string ${JSON.stringify(store)} (for a Redis URL use new RedisStore({ url }))` : store === null ? 'null' : typeof store === 'object' ? `an object without ${missing.join(', ')}` : `a ${typeof store}`
+  throw new GroupcacheError('GC_INVALID_OPTION', `groupcache: option store must be a Store (MemoryStore, RedisStore or an object with ${STORE_METHODS.join(', ')}), got ${got}`)
+}
 
 /** Checks the adapter options and builds the shared HTTP layer on a new cache. */
 export function createHttpCache(options: GroupcacheOptions, frameworkLogger: Logger | undefined): HttpCache {
@@ -29,10 +46,13 @@ export function createHttpCache(options: GroupcacheOptions, frameworkLogger: Log
       throw new GroupcacheError('GC_INVALID_OPTION', `groupcache: unknown option "${name}" (known: ${[...OPTION_NAMES].join(', ')})`)
     }
   }
-  const { statuses = [200], maxEntryBytes = 1024 * 1024, logger = frameworkLogger, ...rest } = options
-  const gens = new GenerationalCache(logger === undefined ? rest : { ...rest, logger })
+  checkStore(options.store)
+  const { statuses = [200], maxEntryBytes = 1024 * 1024, coalesceTimeout = 10_000, logger = frameworkLogger, ...rest } = options
   if (!Array.isArray(statuses) || statuses.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) {
     throw new GroupcacheError('GC_INVALID_OPTION', `groupcache: option statuses must be an array of HTTP status codes, got ${JSON.stringify(statuses)}`)
   }
-  return new HttpCache(gens, { ttl: gens.ttl, statuses, maxEntryBytes: positiveNumber(maxEntryBytes, 'maxEntryBytes', 'groupcache: ') })
+  const checkedMaxEntryBytes = positiveNumber(maxEntryBytes, 'maxEntryBytes', 'groupcache: ')
+  const checkedCoalesce = positiveNumber(coalesceTimeout, 'coalesceTimeout', 'groupcache: ')
+  const gens = new GenerationalCache(logger === undefined ? rest : { ...rest, logger })
+  return new HttpCache(gens, { ttl: gens.ttl, statuses, maxEntryBytes: checkedMaxEntryBytes }, { coalesceTimeoutMs: checkedCoalesce })
 }

@@ -83,6 +83,11 @@ export interface RouteInfo {
   readonly params: readonly string[] | null
   /** Does the route answer GET or HEAD? */
   readonly cacheable: boolean
+  /**
+   * The route's constraints (Fastify `version`, `host`, custom): routes that
+   * differ only by them never share entries.
+   */
+  readonly constraints?: Readonly<Record<string, unknown>> | undefined
 }
 
 /** A route's cache configuration, checked and precomputed once at registration. */
@@ -106,14 +111,32 @@ export interface CompiledRoute {
   /** How long past `ttlMs` an entry may answer requests that arrive during a revalidation. */
   readonly staleMs: number
   readonly statuses: ReadonlySet<number>
-  /** Lower-cased header names. */
+  /** Lower-cased header names, declared by the route. */
   readonly vary: readonly string[]
+  /**
+   * Request headers the route's responses were seen to vary on (a `Vary` added by
+   * the handler or an `onSend` hook), learned at run time and part of the key
+   * from then on. Bounded by {@link LEARNED_VARY_MAX}.
+   */
+  readonly learnedVary: string[]
   readonly query: boolean | ReadonlySet<string>
   readonly authorization: boolean
   readonly maxEntryBytes: number
   readonly bumps: readonly CompiledGroup[]
   /** The pattern's params (empty when not known). */
   readonly params: readonly string[]
+}
+
+/** Most request headers a route learns to vary on; a response naming more is not stored. */
+export const LEARNED_VARY_MAX = 8
+
+/** Constraints in a stable text form (a RegExp as its source, not `{}`). */
+function constraintsText(constraints: Readonly<Record<string, unknown>> | undefined): string {
+  if (constraints === undefined) return ''
+  return JSON.stringify(Object.keys(constraints).sort().map((name) => {
+    const value = constraints[name]
+    return [name, value instanceof RegExp ? `regexp:${String(value)}` : typeof value === 'string' ? value : `${typeof value}:${String(JSON.stringify(value) ?? value)}`]
+  }))
 }
 
 export function routeKeyFor(gens: Generations, pattern: string): string {
@@ -195,7 +218,8 @@ export function compileRoute(
       typeof query === 'boolean' ? query : [...query].sort(),
       options.authorization === true,
       maxEntryBytes,
-      stale
+      stale,
+      constraintsText(route.constraints)
     ])
   ).slice(0, 16)
 
@@ -214,6 +238,7 @@ export function compileRoute(
     staleMs: stale * 1000,
     statuses: new Set(statuses),
     vary,
+    learnedVary: [],
     query: typeof query === 'boolean' ? query : new Set(query),
     authorization: options.authorization === true,
     maxEntryBytes,

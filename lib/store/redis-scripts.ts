@@ -1,7 +1,8 @@
 /**
- * Lua run inside Redis. These mirror lib/core/keys.ts: the entry key is
- * `entryPrefix .. sha1hex(key1 .. '=' .. v1 .. '\n' .. … .. requestKey)`; the
- * store contract suite checks that both sides derive the same key.
+ * Lua run inside Redis, only off the hit path: seeding missing versions (on a
+ * lookup's second round trip) and bumps. A hit is a plain MGET (DESIGN §3).
+ * Every key a script touches is in KEYS, so an ioredis `keyPrefix` applies
+ * and a Cluster routes it (the Cluster path sends one key per script).
  *
  * A missing version is seeded from the server clock in microseconds
  * (seconds .. zero-padded microseconds, about 2^50.7 today, exact in Lua's
@@ -18,14 +19,12 @@ end
 `
 
 /**
- * Single node: one round trip. KEYS: the version keys. ARGV: request key,
- * entry prefix. Returns { entryKey, entry or nil, version1, version2, … }.
- * The entry key is derived here, so it is not in KEYS: this script is for a
- * single node only (the Cluster path uses VERSION_SCRIPT and a plain GET).
+ * Seeds every missing key and reads every key. Returns { created, v1, v2, … }:
+ * `created` counts the keys this call seeded (when it is above 0, no entry can
+ * exist under these versions yet, since a fresh version was never used).
  */
-export const LOOKUP_SCRIPT = `${SEED}
-local material = ''
-local out = { '', false }
+export const SEED_SCRIPT = `${SEED}
+local out = { 0 }
 local fresh
 for i = 1, #KEYS do
   local v = redis.call('GET', KEYS[i])
@@ -33,33 +32,23 @@ for i = 1, #KEYS do
     fresh = fresh or seed()
     v = fresh
     redis.call('SET', KEYS[i], v)
+    out[1] = out[1] + 1
   end
-  out[i + 2] = v
-  material = material .. KEYS[i] .. '=' .. v .. '\\n'
+  out[i + 1] = v
 end
-local key = ARGV[2] .. redis.sha1hex(material .. ARGV[1])
-out[1] = key
-out[2] = redis.call('GET', key)
 return out
 `
 
-/** One version key (Cluster: each key is read in its own slot). Returns the version. */
-export const VERSION_SCRIPT = `${SEED}
-local v = redis.call('GET', KEYS[1])
-if not v then
-  v = seed()
-  redis.call('SET', KEYS[1], v)
-end
-return v
-`
-
-/** Bumps every key: INCR on a seeded key (seeded first when missing). */
+/** Bumps every key: INCR on a seeded key (seeded first when missing). Returns the new versions (integers:
+ * exact below 2^53, where a µs seed stays for centuries; Lua's tostring would print them in
+ * exponent form). */
 export const BUMP_SCRIPT = `${SEED}
+local out = {}
 for i = 1, #KEYS do
   if redis.call('EXISTS', KEYS[i]) == 0 then
     redis.call('SET', KEYS[i], seed())
   end
-  redis.call('INCR', KEYS[i])
+  out[i] = redis.call('INCR', KEYS[i])
 end
-return #KEYS
+return out
 `

@@ -1,9 +1,12 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { GroupcacheError } from '../errors.js'
 import type { Logger } from '../core/generations.js'
-import { entryKey } from '../core/keys.js'
-import { BUMP_SCRIPT, LOOKUP_SCRIPT, VERSION_SCRIPT } from './redis-scripts.js'
-import type { LookupResult, Store } from './store.js'
+import { EntryKeys } from '../core/keys.js'
+import { BoundedMemo, stringBytes } from '../core/memo.js'
+import { keySlot } from './cluster-slot.js'
+import { BUMP_SCRIPT, SEED_SCRIPT } from './redis-scripts.js'
+import { RedisIdentity } from './redis-identity.js'
+import type { LookupResult, Store, StoreContext } from './store.js'
 
 export interface RedisStoreOptions {
   /** A caller-owned ioredis `Redis` or `Cluster`. The store never closes it. */
@@ -12,12 +15,29 @@ export interface RedisStoreOptions {
   url?: string
   /** ioredis options for the connection opened from `url`. */
   redisOptions?: RedisOptions
+  /**
+   * Upper bound on the estimated bytes this store keeps in process: the
+   * versions last seen per version key (so a hit is one MGET), the entry keys
+   * derived per request key, and the replaced entries waiting to be deleted.
+   * Exceeding it only costs round trips, never correctness.
+   * @default 8388608 (8 MiB)
+   */
+  memoBytes?: number
 }
 
 type ScriptClient = (Redis | Cluster) & {
-  gcLookupBuffer(n: number, ...args: (string | number)[]): Promise<(Buffer | null)[]>
-  gcVersion(key: string): Promise<string>
-  gcBump(n: number, ...keys: string[]): Promise<number>
+  gcSeed(n: number, ...keys: string[]): Promise<[number, ...string[]]>
+  gcBump(n: number, ...keys: string[]): Promise<number[]>
+}
+
+type Reply = (Buffer | null)[]
+
+function sameVersions(reply: Reply, versions: readonly string[]): boolean {
+  for (let i = 0; i < versions.length; i++) {
+    const got = reply[i]
+    if (!got || got.toString('latin1') !== versions[i]) return false
+  }
+  return true
 }
 
 const POLICY_ADVICE: Record<string, string> = {
@@ -32,21 +52,40 @@ const POLICY_ADVICE: Record<string, string> = {
  * Keys: `<prefix>:epoch` and `<prefix>:v:<digest>` hold versions (no TTL, a few
  * bytes each); `<prefix>:e:<sha1>` hold entries as raw bytes, always with PX.
  * Nothing is ever scanned, and KEYS, FLUSHDB and FLUSHALL are never sent.
+ * Every key is named in a plain command or in a script's KEYS, so an ioredis
+ * `keyPrefix` applies to all of them, and entry keys are derived in JS.
  *
- * Single node: a lookup is one EVALSHA (LOOKUP_SCRIPT) that reads or seeds every
- * version, derives the entry key and reads the entry.
+ * Lookup (DESIGN §3): the store remembers the version it last saw for each
+ * version key (bounded by `memoBytes`). A steady-state hit is ONE plain MGET of
+ * the version keys and the entry key the remembered versions lead to; when the
+ * versions Redis returns equal the remembered ones, the entry read in the same
+ * atomic command is the answer. When a version moved (a bump elsewhere) or is
+ * unknown, a second round trip reads the entry the returned versions lead to;
+ * a missing version is seeded there (SEED_SCRIPT: the only Lua a lookup runs).
  *
- * Cluster: no hash tags are used, so version keys spread over the slots (the
- * epoch, read by every lookup, is one key on one node; group keys spread their
- * load). A lookup is two round trips: the versions in parallel, one script per
- * key in its own slot, then a GET of the entry key derived in JS. Bumps run per
- * key in parallel. No command ever spans two slots, so there is no CROSSSLOT.
+ * Cluster: the same, with the keys grouped by slot: one MGET per slot,
+ * all sent at once (one round trip of latency), never a command spanning two
+ * slots and no hash tag pinning the cache to one slot. Versions and entry are
+ * then not read atomically: a bump racing the lookup can still be missed,
+ * exactly as if the lookup had come first; a bump acknowledged before the
+ * lookup started is always seen (reads go to primaries).
+ *
+ * Orphans: when a request key moves to a new generation, the entry of the
+ * generation it replaced is deleted after the new entry is stored (best
+ * effort; otherwise it ages out by its TTL).
  */
 export class RedisStore implements Store {
   readonly client: Redis | Cluster
   readonly #owned: boolean
   readonly #cluster: boolean
+  /** The client's own ioredis keyPrefix: only to compute slots (ioredis adds it to every key it sends). */
+  readonly #keyPrefix: string
+  /** Version key → the version last seen. */
+  readonly #versions: BoundedMemo<string>
+  readonly #entryKeys: EntryKeys
   #checked = false
+  /** Verifies the server behind every connection before its replies are trusted (versions never go back). */
+  readonly #identity: RedisIdentity
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object' || (options.client === undefined) === (options.url === undefined)) {
@@ -61,33 +100,124 @@ export class RedisStore implements Store {
       }
       this.client = new Redis(options.url, { maxRetriesPerRequest: 2, ...options.redisOptions })
       this.#owned = true
+      // An owned connection's errors (refused, reset) go to the cache's logger, rate-limited, never to stderr as unhandled.
+      this.client.on('error', (err: unknown) => this.#identity.report(err, 'connection'))
     }
     this.#cluster = (this.client as { isCluster?: boolean }).isCluster === true
+    const scaleReads = (this.client.options as { scaleReads?: unknown }).scaleReads
+    if (this.#cluster && scaleReads !== undefined && scaleReads !== 'master') {
+      // A replica may not have an acknowledged bump yet: reading versions there could serve a pre-bump entry.
+      throw new GroupcacheError('GC_INVALID_OPTION', `RedisStore: the Cluster client reads from replicas (scaleReads: ${JSON.stringify(scaleReads) ?? 'a function'}); versions must be read from primaries: leave scaleReads at 'master'`)
+    }
+    this.#keyPrefix = String((this.client.options as { keyPrefix?: string }).keyPrefix ?? '')
+    const memoBytes = options.memoBytes ?? 8 * 1024 * 1024
+    if (!Number.isSafeInteger(memoBytes) || memoBytes < 1024) {
+      throw new GroupcacheError('GC_INVALID_OPTION', `RedisStore option memoBytes must be an integer of at least 1024, got ${String(memoBytes)}`)
+    }
+    this.#versions = new BoundedMemo(memoBytes / 4, stringBytes)
+    this.#entryKeys = new EntryKeys({ maxBytes: (memoBytes * 3) / 4 })
     const client = this.client as Partial<ScriptClient> & (Redis | Cluster)
     // Registered once per client, even when several stores share it.
-    if (typeof client.gcLookupBuffer !== 'function') client.defineCommand('gcLookup', { lua: LOOKUP_SCRIPT })
-    if (typeof client.gcVersion !== 'function') client.defineCommand('gcVersion', { numberOfKeys: 1, lua: VERSION_SCRIPT })
+    if (typeof client.gcSeed !== 'function') client.defineCommand('gcSeed', { lua: SEED_SCRIPT })
     if (typeof client.gcBump !== 'function') client.defineCommand('gcBump', { lua: BUMP_SCRIPT })
+    this.#identity = new RedisIdentity(this.client, this.#keyPrefix)
   }
 
   get #scripts(): ScriptClient {
     return this.client as ScriptClient
   }
 
-  async lookup(versionKeys: readonly string[], requestKey: string, entryPrefix: string): Promise<LookupResult> {
-    if (this.#cluster) {
-      const versions = await Promise.all(versionKeys.map((key) => this.#scripts.gcVersion(key)))
-      const key = entryKey(entryPrefix, versionKeys, versions, requestKey)
-      return { versions, entryKey: key, entry: (await this.client.getBuffer(key)) ?? undefined }
-    }
-    const reply = await this.#scripts.gcLookupBuffer(versionKeys.length, ...versionKeys, requestKey, entryPrefix)
-    const versions: string[] = new Array(versionKeys.length)
-    for (let i = 0; i < versionKeys.length; i++) versions[i] = (reply[i + 2] as Buffer).toString()
-    return { versions, entryKey: (reply[0] as Buffer).toString(), entry: reply[1] ?? undefined }
+  /** Only replies from a server whose identity was verified on that connection are used (RedisIdentity). */
+  lookup(versionKeys: readonly string[], requestKey: string, entryPrefix: string): Promise<LookupResult> {
+    return this.#identity.trust(() => this.#lookupNow(versionKeys, requestKey, entryPrefix))
   }
 
+  /** A cache started on this store: its epoch is moved whenever the server's identity changes. */
+  attach(context: StoreContext): void {
+    this.#identity.attach(context)
+  }
+
+  async #lookupNow(versionKeys: readonly string[], requestKey: string, entryPrefix: string): Promise<LookupResult> {
+    const n = versionKeys.length
+    let remembered: string[] | undefined = new Array<string>(n)
+    for (let i = 0; i < n; i++) {
+      const version = this.#versions.get(versionKeys[i] as string)
+      if (version === undefined) {
+        remembered = undefined
+        break
+      }
+      remembered[i] = version
+    }
+    if (remembered === undefined) return this.#settle(versionKeys, await this.#read(versionKeys), requestKey, entryPrefix)
+    const key = this.#entryKeys.derive(entryPrefix, versionKeys, remembered, requestKey)
+    const reply = await this.#read([...versionKeys, key])
+    if (sameVersions(reply, remembered)) return { versions: remembered, entryKey: key, entry: reply[n] ?? undefined }
+    return this.#settle(versionKeys, reply, requestKey, entryPrefix)
+  }
+
+  /**
+   * The second round trip, when a version moved or was unknown: remember the
+   * versions Redis returned (seeding missing ones) and read the entry they
+   * lead to. A version this call seeded was never used, so nothing can be
+   * stored under it yet: that is a miss without reading.
+   */
+  async #settle(versionKeys: readonly string[], reply: Reply, requestKey: string, entryPrefix: string): Promise<LookupResult> {
+    const n = versionKeys.length
+    const versions = new Array<string>(n)
+    const missing: number[] = []
+    for (let i = 0; i < n; i++) {
+      const got = reply[i]
+      if (!got) missing.push(i)
+      else versions[i] = got.toString('latin1')
+    }
+    let fresh = false
+    if (missing.length > 0) {
+      const seeded = await this.#seed(missing.map((i) => versionKeys[i] as string))
+      fresh = seeded.created > 0
+      missing.forEach((i, j) => (versions[i] = seeded.versions[j] as string))
+    }
+    for (let i = 0; i < n; i++) this.#versions.set(versionKeys[i] as string, versions[i] as string)
+    const key = this.#entryKeys.derive(entryPrefix, versionKeys, versions, requestKey)
+    const entry = fresh ? null : await this.client.getBuffer(key)
+    return { versions, entryKey: key, entry: entry ?? undefined }
+  }
+
+  /** Reads keys in one command (single node) or one command per slot, all at once (Cluster). */
+  async #read(keys: readonly string[]): Promise<Reply> {
+    if (!this.#cluster) return this.client.mgetBuffer(keys as string[])
+    const bySlot = new Map<number, number[]>()
+    for (let i = 0; i < keys.length; i++) {
+      const slot = keySlot(this.#keyPrefix + (keys[i] as string))
+      const group = bySlot.get(slot)
+      if (group === undefined) bySlot.set(slot, [i])
+      else group.push(i)
+    }
+    const reply: Reply = new Array<Buffer | null>(keys.length)
+    await Promise.all(
+      [...bySlot.values()].map(async (group) => {
+        const got = await this.client.mgetBuffer(group.map((i) => keys[i] as string))
+        group.forEach((i, j) => (reply[i] = got[j] as Buffer | null))
+      })
+    )
+    return reply
+  }
+
+  /** Seeds missing versions: one script on a single node, one per key (each in its own slot) on a Cluster. */
+  async #seed(keys: string[]): Promise<{ created: number; versions: string[] }> {
+    if (!this.#cluster) {
+      const [created, ...versions] = await this.#scripts.gcSeed(keys.length, ...keys)
+      return { created, versions }
+    }
+    const each = await Promise.all(keys.map((key) => this.#scripts.gcSeed(1, key)))
+    return { created: each.reduce((sum, [created]) => sum + created, 0), versions: each.map(([, version]) => version as string) }
+  }
+
+  /** Stores an entry; then deletes the entry of the generation it replaced, if this store knows one. */
   async set(key: string, value: Buffer, ttlMs: number): Promise<void> {
     await this.client.set(key, value, 'PX', Math.max(1, Math.ceil(ttlMs)))
+    const replaced = this.#entryKeys.takeReplaced(key)
+    // Best effort, not awaited: a failed delete leaves the orphan to its TTL, as before.
+    if (replaced !== undefined) this.client.del(replaced).catch(ignore)
   }
 
   async delete(key: string): Promise<void> {
@@ -95,11 +225,11 @@ export class RedisStore implements Store {
   }
 
   async bump(versionKeys: readonly string[]): Promise<void> {
-    if (this.#cluster) {
-      await Promise.all(versionKeys.map((key) => this.#scripts.gcBump(1, key)))
-      return
-    }
-    await this.#scripts.gcBump(versionKeys.length, ...versionKeys)
+    const next = this.#cluster
+      ? (await Promise.all(versionKeys.map((key) => this.#scripts.gcBump(1, key)))).flat()
+      : await this.#scripts.gcBump(versionKeys.length, ...versionKeys)
+    // This process's next lookup of these keys then needs no second round trip.
+    next.forEach((version, i) => this.#versions.set(versionKeys[i] as string, String(version)))
   }
 
   /**
@@ -125,6 +255,9 @@ export class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.#identity.close()
     if (this.#owned) await this.client.quit().catch(() => this.client.disconnect())
   }
 }
+
+function ignore(): void {}

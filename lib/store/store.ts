@@ -14,6 +14,17 @@ export interface LookupResult {
   readonly entry: Buffer | undefined
 }
 
+/** What a cache tells its store when it starts on it (see {@link Store.attach}). */
+export interface StoreContext {
+  /** The cache's key prefix. */
+  readonly prefix: string
+  /** The cache's epoch key (`<prefix>:epoch`). */
+  readonly epochKey: string
+  readonly logger: Logger
+  /** Counts and logs a store fault, rate-limited (`what`: `connection`, `identity`, …). */
+  reportFault(err: unknown, what: string): void
+}
+
 export interface Store {
   /**
    * Reads the version of every key, seeding a missing one with a fresh value
@@ -29,6 +40,13 @@ export interface Store {
   delete(key: string): Promise<void>
   /** Atomically moves every version key on (seeding it first when missing). */
   bump(versionKeys: readonly string[]): Promise<void>
+  /**
+   * Called by every cache (Generations) started on this store, before its
+   * first call: which epoch the store must move when its server's identity
+   * changes (DESIGN §3: versions never go back), and where it reports its
+   * own faults (rate-limited through the cache).
+   */
+  attach?(context: StoreContext): void
   /** Called once when a cache starts on this store: a place to warn about server settings. */
   checkServer?(logger: Logger): Promise<void>
   /** Releases what the store owns (never a caller-owned client). */
