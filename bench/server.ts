@@ -54,6 +54,12 @@ const scenarios: Record<string, () => Promise<void>> = {
     }),
   // Param routes, two groups: /posts/:id with groups ['post:id', 'posts'].
   'bare-param': () => fastify((app) => void app.get('/posts/:id', (_req, reply) => reply.type('application/json').send(BODY))),
+  // The same as memory-hit with hits answered in onRequest (lookupAt), for the price of serving them after every hook.
+  'memory-hit-onrequest': () =>
+    fastify(async (app) => {
+      await app.register(groupcache, { lookupAt: 'onRequest' })
+      app.get('/items', { config: { cache: { group: 'items' } } }, (_req, reply) => reply.type('application/json').send(BODY))
+    }),
   'memory-hit-param': () =>
     fastify(async (app) => {
       await app.register(groupcache)

@@ -7,8 +7,9 @@ import { GroupcacheError } from './errors.js'
 import { compileTable, expressPatternParams } from './express-patterns.js'
 import { cacheApi, type CacheApi } from './http/api.js'
 import { mergeVary, type HeaderBag } from './http/entry.js'
-import { whenReady, type Begin, type Miss, type ReadyResponse } from './http/http-cache.js'
-import { headerTokens } from './http/policy.js'
+import { whenReady, type Begin, type HttpRequest, type Miss, type ReadyResponse } from './http/http-cache.js'
+import { CACHE_STATUS } from './http/cache-status.js'
+import type { HeaderPair } from './cdn/headers.js'
 import { createHttpCache, type GroupcacheOptions } from './http/options.js'
 import type { CompiledRoute, RouteCacheOptions } from './http/route.js'
 
@@ -51,6 +52,8 @@ interface Pending {
   bumps: string[]
   names: string[]
   miss: Miss | undefined
+  /** The request the miss is for (for its CDN headers). */
+  request: HttpRequest | undefined
   /** Response headers when the handler started (set by middleware that runs on hits too). */
   before: HeaderBag | undefined
   /** The response has started going out: bumps recorded now are applied at once. */
@@ -75,10 +78,11 @@ function bodyOf(chunk: unknown, encoding: unknown): Buffer | undefined {
 }
 
 /** Writes a hit, a 304 or a collapsed response, without Express's send. */
-function serve(res: Response, ready: ReadyResponse): void {
+function serve(res: Response, ready: ReadyResponse, edge: readonly HeaderPair[]): void {
   const stored = ready.headers
   const headers: Record<string, string | string[]> = { ...stored, 'cache-status': ready.cacheStatus }
   if (ready.age !== undefined) headers.age = ready.age
+  for (const [name, value] of edge) headers[name] = value
   if (ready.body !== undefined) headers['content-length'] = String(ready.body.length)
   // The handler's Vary tokens join those middleware set on this request (CORS's Origin).
   if (stored.vary !== undefined && res.hasHeader('vary')) headers.vary = mergeVary(res.getHeader('vary'), stored.vary)
@@ -142,7 +146,7 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
   function pendingOf(res: Res): Pending {
     let pending = res[kPending]
     if (pending === undefined) {
-      pending = { bumps: [], names: [], miss: undefined, before: undefined, started: false }
+      pending = { bumps: [], names: [], miss: undefined, request: undefined, before: undefined, started: false }
       res[kPending] = pending
       hold(res, pending)
     }
@@ -220,7 +224,13 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
   }
 
   async function beforeFirstByte(res: Response, pending: Pending, body: Buffer | typeof STREAMED | undefined, probe: () => void): Promise<void> {
-    if (pending.bumps.length > 0) await gens.bumpKeys(pending.bumps.splice(0), pending.names.splice(0))
+    if (pending.bumps.length > 0) {
+      const names = pending.names.splice(0)
+      const landed = await gens.bumpKeys(pending.bumps.splice(0), names)
+      // Cache-Group-Invalidation (and, with awaitPurges, the purges) only once the bump landed.
+      const invalidation = http.edge === undefined ? undefined : await http.edge.afterBump(names, landed)
+      if (invalidation !== undefined) res.setHeader(invalidation[0], invalidation[1])
+    }
     const { miss } = pending
     if (miss === undefined) return
     let headers: HeaderBag = res.getHeaders()
@@ -238,6 +248,9 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
     const finish = await http.finish(miss, res.statusCode, headers, stored, before)
     res.setHeader('cache-status', finish.cacheStatus)
     if (finish.etag !== undefined && !res.hasHeader('etag')) res.setHeader('etag', finish.etag)
+    // Set after the entry was made: never stored.
+    const kept = finish.cacheStatus === CACHE_STATUS.stored
+    for (const [name, value] of http.edgeHeaders(miss.route, pending.request as HttpRequest, kept, headers['cache-control'])) res.setHeader(name, value)
   }
 
   function bumpGroup(this: Res, def: GroupDef, values?: GroupValues): Res {
@@ -258,13 +271,16 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
     const query = route.query === false || !url.includes('?') ? undefined : (req.query as unknown)
     // req.host reads X-Forwarded-Host when `trust proxy` allows it; without that header it is the Host header.
     const host = req.headers['x-forwarded-host'] === undefined ? req.headers.host : req.host
-    whenReady(http.begin(route, { method: req.method, url, headers: req.headers, params, raw: req, host, query }), (answer: Begin) => {
-      if (answer.kind === 'serve') return serve(res, answer)
+    const request: HttpRequest = { method: req.method, url, headers: req.headers, params, raw: req, host, query }
+    whenReady(http.begin(route, request), (answer: Begin) => {
+      if (answer.kind === 'serve') return serve(res, answer, http.edgeHeaders(route, request, true, answer.headers['cache-control'] ?? res.getHeader('cache-control')))
       if (answer.kind === 'bypass') {
         res.setHeader('cache-status', answer.cacheStatus)
+        for (const [name, value] of http.edgeHeaders(route, request, false, undefined)) res.setHeader(name, value)
       } else {
         const pending = pendingOf(res)
         pending.miss = answer
+        pending.request = request
         pending.before = res.getHeaders()
         res.once('close', () => http.abandon(answer))
       }
@@ -295,7 +311,7 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
 
   return {
     ...cacheApi(http),
-    close: () => gens.close(),
+    close: () => http.close(),
 
     middleware(middlewareOptions: ExpressMiddlewareOptions = {}): RequestHandler {
       const table = compileTable(middlewareOptions.routes ?? {}).map((entry) => ({

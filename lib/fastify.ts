@@ -9,6 +9,7 @@ import { holdUntilDecided, type RawResponse } from './http/capture.js'
 import { mergeVary } from './http/entry.js'
 import { whenReady, type Begin, type HttpCache, type HttpRequest, type Miss, type ReadyResponse } from './http/http-cache.js'
 import { createHttpCache, type GroupcacheOptions } from './http/options.js'
+import type { HeaderPair } from './cdn/headers.js'
 import type { CompiledRoute, RouteCacheOptions } from './http/route.js'
 
 /** `app.groupcache` */
@@ -103,7 +104,13 @@ const plugin: FastifyPluginAsync<FastifyGroupcacheOptions> = async (fastify, opt
     const bumps = (reply as Rep)[kBumps]
     if (bumps === null) return done(null, payload)
     ;(reply as Rep)[kBumps] = null
-    void gens.bumpKeys(bumps.keys, bumps.names).then(() => done(null, payload))
+    const edge = http.edge
+    void gens.bumpKeys(bumps.keys, bumps.names).then(async (landed) => {
+      // Cache-Group-Invalidation (and, with awaitPurges, the purges) only once the bump landed.
+      const invalidation = edge === undefined ? undefined : await edge.afterBump(bumps.names, landed)
+      if (invalidation !== undefined) reply.header(invalidation[0], invalidation[1])
+      done(null, payload)
+    })
   })
 
   // Routes declared before this plugin had loaded (`app.register(groupcache)`
@@ -145,7 +152,7 @@ const plugin: FastifyPluginAsync<FastifyGroupcacheOptions> = async (fastify, opt
     routeOptions.handler = cachedHandler(http, route, routeOptions.handler, lookupAt)
   })
 
-  fastify.addHook('onClose', () => gens.close())
+  fastify.addHook('onClose', () => http.close())
 }
 
 function declaredBumpsHook(http: HttpCache, route: CompiledRoute) {
@@ -174,7 +181,7 @@ function httpRequest(request: FastifyRequest): HttpRequest {
 }
 
 /** Answers from the cache: stored headers over the live ones, except Vary, which is merged (CORS's Origin stays). */
-function serve(reply: FastifyReply, answer: ReadyResponse): FastifyReply {
+function serve(http: HttpCache, route: CompiledRoute, req: HttpRequest, reply: FastifyReply, answer: ReadyResponse): FastifyReply {
   reply.code(answer.status)
   const { headers } = answer
   for (const name of Object.keys(headers)) {
@@ -183,7 +190,20 @@ function serve(reply: FastifyReply, answer: ReadyResponse): FastifyReply {
   }
   reply.header('cache-status', answer.cacheStatus)
   if (answer.age !== undefined) reply.header('age', answer.age)
+  setAll(reply, http.edgeHeaders(route, req, true, reply.getHeader('cache-control')))
   return reply.send(answer.body)
+}
+
+function setAll(reply: FastifyReply, headers: readonly HeaderPair[]): void {
+  for (const [name, value] of headers) reply.header(name, value)
+}
+
+/**
+ * 'close' comes after the response is sent or when the client goes away first;
+ * either way, requests waiting on this miss must not wait longer.
+ */
+function releaseOnClose(http: HttpCache, miss: Miss, reply: FastifyReply): void {
+  reply.raw.once('close', () => http.abandon(miss))
 }
 
 /**
@@ -192,41 +212,47 @@ function serve(reply: FastifyReply, answer: ReadyResponse): FastifyReply {
  * what is stored is what every onSend hook produced, judged on the headers
  * actually written.
  */
-function runMiss(http: HttpCache, miss: Miss, reply: FastifyReply): void {
+function runMiss(http: HttpCache, miss: Miss, req: HttpRequest, reply: FastifyReply): void {
   const before = { ...reply.getHeaders() }
-  // 'close' comes after the response is sent or when the client goes away first;
-  // either way, requests waiting on this miss must not wait longer.
-  reply.raw.once('close', () => http.abandon(miss))
   holdUntilDecided(reply.raw as unknown as RawResponse, miss.route.maxEntryBytes, (out) =>
     http.finish(miss, out.status, out.headers, out.body, before).then((finish) => {
       const extra: Record<string, string> = { 'cache-status': finish.cacheStatus }
       if (finish.etag !== undefined && out.headers.etag === undefined) extra.etag = finish.etag
+      // Added to what is written, after the entry was made: never stored.
+      const kept = finish.cacheStatus === CACHE_STATUS.stored
+      for (const [name, value] of http.edgeHeaders(miss.route, req, kept, out.headers['cache-control'])) extra[name] = value
       return extra
     })
   )
 }
 
 function cachedHandler(http: HttpCache, route: CompiledRoute, original: RouteHandlerMethod, lookupAt: 'handler' | 'onRequest'): RouteHandlerMethod {
-  function proceed(self: FastifyInstance, request: FastifyRequest, reply: FastifyReply, answer: Begin): unknown {
-    if (answer.kind === 'serve') return serve(reply, answer)
-    if (answer.kind === 'bypass') reply.header('cache-status', answer.cacheStatus)
-    else runMiss(http, answer, reply)
+  function proceed(self: FastifyInstance, request: FastifyRequest, reply: FastifyReply, answer: Begin, req: HttpRequest): unknown {
+    if (answer.kind === 'serve') return serve(http, route, req, reply, answer)
+    if (answer.kind === 'bypass') {
+      reply.header('cache-status', answer.cacheStatus)
+      setAll(reply, http.edgeHeaders(route, req, false, undefined))
+    } else {
+      releaseOnClose(http, answer, reply)
+      runMiss(http, answer, req, reply)
+    }
     return original.call(self, request, reply)
   }
   if (lookupAt === 'onRequest') {
     return function groupcacheHandler(this: FastifyInstance, request, reply) {
       const miss = (request as Req)[kMiss]
-      if (miss !== null) runMiss(http, miss, reply)
+      if (miss !== null) runMiss(http, miss, httpRequest(request), reply)
       return original.call(this, request, reply)
     }
   }
   // Versions are read here, after every hook before the handler and before the handler itself.
   // Callback style for a synchronous store: with the memory store a hit allocates no promise.
   return function groupcacheHandler(this: FastifyInstance, request, reply) {
-    const begin = http.begin(route, httpRequest(request))
-    if (!(begin instanceof Promise)) return proceed(this, request, reply, begin)
+    const req = httpRequest(request)
+    const begin = http.begin(route, req)
+    if (!(begin instanceof Promise)) return proceed(this, request, reply, begin, req)
     return begin.then((answer) => {
-      const result = proceed(this, request, reply, answer)
+      const result = proceed(this, request, reply, answer, req)
       // A handler that answers through reply.send later returns nothing: returning the reply tells Fastify to wait.
       return result === undefined ? reply : result
     })
@@ -235,17 +261,21 @@ function cachedHandler(http: HttpCache, route: CompiledRoute, original: RouteHan
 
 function onRequestLookup(http: HttpCache, route: CompiledRoute) {
   return function groupcacheLookup(request: FastifyRequest, reply: FastifyReply, done: Done): void {
-    whenReady(http.begin(route, httpRequest(request)), (answer) => {
+    const req = httpRequest(request)
+    whenReady(http.begin(route, req), (answer) => {
       if (answer.kind === 'miss') {
         ;(request as Req)[kMiss] = answer
+        // Registered here: a later hook may answer (a 401) and the handler never run.
+        releaseOnClose(http, answer, reply)
         return done()
       }
       if (answer.kind === 'bypass') {
         reply.header('cache-status', answer.cacheStatus)
+        setAll(reply, http.edgeHeaders(route, req, false, undefined))
         return done()
       }
       // Answering from a callback hook: send, and do not call done.
-      serve(reply, answer)
+      serve(http, route, req, reply, answer)
     })
   }
 }

@@ -178,6 +178,31 @@ t.test('a CDN outage is a few log lines with counts, not one per purge', async (
   t.match(logger.lines[1], { level: 'error', obj: { suppressed: 19, vendor: 'test' } }, 'the next line counts those not logged')
 })
 
+t.test('bounded in flight: while 4 windows are still being sent, later keys wait and merge', async (t) => {
+  t.clock.enter()
+  const batches: string[][] = []
+  const release: (() => void)[] = []
+  const send = (keys: string[]): Promise<void> => {
+    batches.push(keys)
+    return new Promise((resolve) => release.push(resolve))
+  }
+  const queue = new PurgeQueue('test', send, 100, 'gc', { windowMs: 10, logger: recordingLogger() })
+  for (let i = 0; i < 7; i++) {
+    void queue.enqueue([`k${i}`])
+    t.clock.advance(10)
+    await tick()
+  }
+  t.same(batches, [['k0'], ['k1'], ['k2'], ['k3']], 'four requests in flight, no more')
+  t.equal(queue.pending, 3, 'the rest is gathered')
+  for (const done of release.splice(0)) done()
+  await tick()
+  t.clock.advance(10)
+  await tick()
+  t.same(batches.at(-1), ['k4', 'k5', 'k6'], 'sent together once there was room')
+  for (const done of release.splice(0)) done()
+  await queue.idle()
+})
+
 t.test('an empty enqueue resolves too', async (t) => {
   const { batches, send } = sender()
   const queue = new PurgeQueue('test', send, 10, 'gc', { windowMs: 1 })

@@ -100,6 +100,17 @@ t.test('without an awaited purge, Varnish serves the old copy until the purge ar
   t.match(await get(`${origin}/users/42`), { name: 'Ada L.' })
   await purger.purge(['user:42'])
   t.match(await get(`${varnish.url}/users/42`), { name: 'Ada L.', cache: 'MISS' }, 'fresh once the purge landed')
+
+  // Soft purge (xkey.softpurge): the object is kept stale for grace (0 s in this Varnish), so the next request refetches too.
+  const soft = varnishPurger({ url: varnish.url, soft: true })
+  await put(`${origin}/users/42`, { name: 'Ada K.' })
+  t.match(await get(`${varnish.url}/users/42`), { name: 'Ada L.', cache: 'HIT' })
+  await soft.purge(['user:42'])
+  await soft.close()
+  t.match(await get(`${varnish.url}/users/42`), { name: 'Ada K.', cache: 'MISS' }, 'fresh after a soft purge')
+  const bare = await fetch(`${varnish.url}/`, { method: 'PURGE' })
+  await bare.arrayBuffer()
+  t.equal(bare.status, 400, 'a PURGE without keys is refused')
 })
 
 t.test('RFC 9875: a mutation through Varnish invalidates by its Cache-Group-Invalidation, no purger needed', async (t) => {

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { decodeEntry, EntryDecoder, encodeEntry, makeEntry, mergeVary, storableHeaders } from '../lib/http/entry.js'
 import { ifNoneMatchMatches } from '../lib/http/policy.js'
+import { ageValue } from '../lib/http/cache-status.js'
 
 t.test('hop-by-hop, per-response and per-client headers are not stored', async (t) => {
   const kept = storableHeaders({
@@ -116,4 +117,10 @@ t.test('a hit’s Vary keeps the live tokens and adds the stored ones once', asy
   t.equal(mergeVary('Origin, accept-encoding', 'Accept-Encoding'), 'Origin, accept-encoding')
   t.equal(mergeVary(undefined, ['a', 'b']), 'a, b')
   t.equal(mergeVary(['x', ' '], ''), 'x')
+})
+
+t.test('Age values past a day are made on demand', async (t) => {
+  t.equal(ageValue(5), '5')
+  t.equal(ageValue(5), ageValue(5))
+  t.equal(ageValue(90_000), '90000')
 })

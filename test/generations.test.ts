@@ -219,6 +219,7 @@ t.test('past maxPendingBumps the pending keys are dropped for one epoch bump, wh
   t.same(events, [{ keys: [cache.epochKey], groups: ['*'] }])
   await cache.close()
   t.throws(() => new GenerationalCache({ maxPendingBumps: 1.5 }), { code: 'GC_INVALID_OPTION', message: 'option maxPendingBumps must be a positive integer, got 1.5' })
+  t.throws(() => new GenerationalCache({ maxPendingBumps: (() => 1) as never }), { message: 'option maxPendingBumps must be a positive integer, got () => 1' })
 })
 
 t.test('pending bumps are retried in chunks (never one call with every key), and listeners get their names', async (t) => {
@@ -233,10 +234,14 @@ t.test('pending bumps are retried in chunks (never one call with every key), and
   t.equal(cache.getStats().pendingBumps, 125_000)
   faulty.setFault('none')
   await until(() => cache.getStats().pendingBumps === 0, 'every chunk to land')
-  t.equal(sizes.length, 1 + 125, 'the failed call, then 125 chunks')
+  t.equal(sizes.length, 1 + 125, 'the failed first chunk, then 125 chunks')
   t.ok(sizes.slice(1).every((n) => n === 1000), 'of 1000 keys each')
   t.equal(events.length, 125)
   t.same(events[0]?.groups.slice(0, 2), ['user:0', 'user:1'])
+  sizes.length = 0
+  t.equal(await cache.bumpKeys(names.map((n) => `gc:v:${n}`), names), true, 'a bump of 125k keys lands')
+  t.same(new Set(sizes), new Set([1000]), 'sent 1000 keys per call')
+  t.equal(events.length, 126, 'one event for the whole bump')
   await cache.close()
 })
 

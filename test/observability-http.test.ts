@@ -94,6 +94,9 @@ void matrix(t, async (t, ctx) => {
       t.ok(stats.store.entries! >= 1 && stats.store.entries! <= 2, 'entries held')
       t.ok(stats.store.bytes! > 0)
     }
+    t.equal(await app.api.bumpRoute('/items/:id'), true)
+    t.equal(await app.api.bumpRoute('/items/:id', { id: '1' }), true)
+    t.same(seen.bumps.slice(1).map((b) => b.groups), [['route=/items/:id'], ['id=1,route=/items/:id']], 'route generations and view groups are named too')
   })
 
   await t.test('a request answered with an identical request\'s response is published as collapsed', async (t) => {

@@ -1,6 +1,6 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import tap from 'tap'
+import tap, { type Test } from 'tap'
 import { makeConsumer, ROOT, run } from './helpers/consumer.js'
 import { startRedis } from './helpers/redis.js'
 import { RedisStore } from '../lib/index.js'
@@ -16,7 +16,7 @@ interface Report {
   redis: string | { isGroupcacheError: boolean; code: string; message: string }
 }
 
-function expectMissing(t: typeof tap, report: Report): void {
+function expectMissing(t: Test, report: Report): void {
   t.equal(report.memory, 'cached', 'the memory store works')
   t.match(report.redis, { isGroupcacheError: true, code: 'GC_MISSING_DEPENDENCY', message: /RedisStore option url needs the 'ioredis' package.*npm install ioredis/ }, 'RedisStore({ url }) names the missing package')
 }
@@ -50,7 +50,8 @@ console.log(JSON.stringify(report))
 })
 
 tap.test('the same from the sources, with ioredis made unresolvable for one process', async (t) => {
-  const { stdout } = await run(process.execPath, ['--require', join(ROOT, 'test/helpers/without-ioredis.cjs'), '--import', 'tsx', join(ROOT, 'test/helpers/without-ioredis-child.ts')], { cwd: ROOT })
+  // With this process's own flags (its TypeScript loader, and tap's coverage tracking).
+  const { stdout } = await run(process.execPath, [...process.execArgv, '--require', join(ROOT, 'test/helpers/without-ioredis.cjs'), join(ROOT, 'test/helpers/without-ioredis-child.ts')], { cwd: ROOT })
   expectMissing(t, JSON.parse(stdout) as Report)
 })
 

@@ -11,7 +11,7 @@ import { makeConsumer, ROOT, tsc } from './helpers/consumer.js'
  * app-specific functions a snippet stands for; nothing else is added.
  */
 
-const PRELUDE = `import type { FastifyInstance, RouteHandlerMethod } from 'fastify'
+const PRELUDE = `import type { FastifyInstance, preHandlerHookHandler, RouteHandlerMethod } from 'fastify'
 import type { RequestHandler } from 'express'
 
 declare global {
@@ -28,6 +28,10 @@ declare global {
   const getUser: RouteHandlerMethod & RequestHandler
   const listPosts: RouteHandlerMethod & RequestHandler
   const createPost: RouteHandlerMethod & RequestHandler
+  const listMembers: RouteHandlerMethod & RequestHandler
+  const showProfile: RouteHandlerMethod & RequestHandler
+  /** The user's authentication (a Fastify preHandler, an Express middleware). */
+  const requireLogin: preHandlerHookHandler & RequestHandler
   function update(req: unknown): unknown
 }
 export {}
@@ -97,6 +101,7 @@ t.test('every README ts block compiles, unchanged, in a fresh strict NodeNext co
 })
 
 t.test('README links stay inside the repository', async (t) => {
+  t.notMatch(readme, /\]\(\.\.\//, 'no link climbs out of the repository')
   const links = [...readme.matchAll(/\]\(([^)\s]+)\)/g)].map((m) => m[1] as string).filter((href) => !/^(https?:|mailto:|#)/.test(href))
   for (const href of links) {
     const target = join(ROOT, href.split('#')[0] as string)

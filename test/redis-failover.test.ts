@@ -77,9 +77,18 @@ t.test('Cluster: a shard failover (CLUSTER FAILOVER TAKEOVER) to a replica that 
     await cluster.stop()
   })
   const db = { v: 0 }
-  const app = await redisApp(t, cluster.client(), db, { breaker: { failures: 5, cooldown: 200, maxCooldown: 500 } })
+  const client = cluster.client()
+  const app = await redisApp(t, client, db, { breaker: { failures: 5, cooldown: 200, maxCooldown: 500 } })
   t.equal((await get(app)).cache, STORED)
   t.match((await get(app)).cache, /hit/)
+  await new Promise((resolve) => client.refreshSlotsCache(resolve))
+  t.match((await get(app)).cache, /hit/, 'a slot refresh with the same primaries costs nothing')
+  // A keyPrefix with a hash tag puts every key in one slot: the identity is kept on that shard only.
+  const tagged = await redisApp(t, cluster.client({ keyPrefix: '{gc}:' }), { v: 0 }, { prefix: 'tagged' })
+  t.equal((await get(tagged)).cache, STORED)
+  t.match((await get(tagged)).cache, /hit/)
+  const identityKeys = cluster.nodes.flatMap((n) => cli(n.port, 'KEYS', '{gc}:tagged:server:*').split('\n')).filter((k) => k !== '')
+  t.equal(new Set(identityKeys).size, 1, 'one identity key, on the shard that holds the tagged keys')
   // The shard holding the group's version: the bump lands there.
   const groupKey = new GenerationalCache({ prefix: 'app' }).versionKeys(['user:userId'], { userId: '1' })[0] as string
   const keys = cluster.nodes.flatMap((n) => cli(n.port, 'KEYS', 'app:v:*').split('\n'))

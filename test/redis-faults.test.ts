@@ -197,3 +197,56 @@ t.test('a Cluster client that reads from replicas is refused: a replica may not 
   await store.close()
   primaries.disconnect()
 })
+
+t.test('a reconnection to the same server, or a second cache on the store, finds the same identity: no cold cache', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.stop())
+  const { lines, logger } = recorder()
+  const client = server.client()
+  t.teardown(() => client.disconnect())
+  const store = new RedisStore({ client })
+  const cache = new GenerationalCache({ store, prefix: 'same', logger })
+  const first = await cache.lookup([], 'rk')
+  await cache.write(first.entryKey, Buffer.from('x'), 60_000)
+  client.disconnect(true)
+  const end = Date.now() + 5000
+  let again: Awaited<ReturnType<typeof cache.lookup>> | undefined
+  while (again === undefined && Date.now() < end) again = await Promise.resolve(cache.lookup([], 'rk')).catch(() => undefined)
+  t.equal(again?.entry?.toString(), 'x', 'still a hit after reconnecting to the same server')
+  const second = new GenerationalCache({ store, prefix: 'same', logger })
+  t.equal((await second.lookup([], 'rk')).entry?.toString(), 'x', 'and for a second cache attached later')
+  t.notOk(lines.some((l) => /not the one its data was written under/.test(l.msg ?? '')), 'the epoch was never moved')
+})
+
+t.test('while no connection is verified, lookups wait for the check, at most MAX_WAITERS of them; closing the store releases them', async (t) => {
+  const server = await startRedis()
+  t.teardown(async () => {
+    server.thaw()
+    await server.stop()
+  })
+  const client = server.client()
+  await client.ping()
+  const store = new RedisStore({ client })
+  server.freeze()
+  // The check for this cache hangs on the frozen server: nothing is trusted.
+  store.attach({ prefix: 'w', epochKey: 'w:epoch', logger: silent, reportFault() {} })
+  const waiting = Array.from({ length: 10_000 }, () => store.lookup([], 'rk', 'w:e:').catch((err: unknown) => err))
+  await t.rejects(store.lookup([], 'rk', 'w:e:'), { code: 'GC_STORE_UNAVAILABLE' }, 'past the bound, a lookup fails at once')
+  await store.close()
+  client.disconnect()
+  const settled = await Promise.all(waiting)
+  t.ok(settled.every((err) => (err as { code?: string }).code === 'GC_STORE_UNAVAILABLE'), 'every waiting lookup is released by close')
+})
+
+t.test('a bump of 125,000 keys reaches Redis (in chunks: one call spread its arguments past the stack)', async (t) => {
+  const server = await startRedis()
+  t.teardown(() => server.stop())
+  const client = server.client()
+  t.teardown(() => client.disconnect())
+  const { lines, logger } = recorder()
+  const cache = new GenerationalCache({ store: new RedisStore({ client }), prefix: 'many', logger, timeout: 5000 })
+  const keys = Array.from({ length: 125_000 }, (_, i) => `many:v:${i}`)
+  t.equal(await cache.bumpKeys(keys), true)
+  t.equal(lines.length, 0, 'no fault')
+  t.equal(await client.dbsize(), 125_000 + 1, 'every key bumped (and the identity key)')
+})

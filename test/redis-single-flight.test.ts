@@ -76,7 +76,8 @@ t.test('close() wakes its waiters and a fault rejects lead() without leaving a w
 
   const broken = server.client()
   const flight = new RedisSingleFlight(broken, { prefix: 'sf-broken' })
-  await flight.lead('warm').then((l) => isLease(l) && l.release())
+  const warm = await flight.lead('warm')
+  if (isLease(warm)) await warm.release()
   broken.disconnect()
   await t.rejects(flight.lead('entry-e'))
   t.equal(flight.waiting, 0)

@@ -2,6 +2,7 @@ import t from 'tap'
 import { acceptedCodings, canonicalQuery, normalizeQuery, requestKey, varyValue } from '../lib/http/request-key.js'
 import { compileRoute } from '../lib/http/route.js'
 import { GenerationalCache } from '../lib/index.js'
+import { createHttpCache } from '../lib/http/options.js'
 
 t.test('normalizeQuery', async (t) => {
   t.equal(normalizeQuery('', true), '')
@@ -74,4 +75,13 @@ t.test('routes that differ only by constraints never share a fingerprint', async
   t.not(fp({ x: 1 }), fp({ x: '1' }))
   t.not(fp(), fp({ version: '1.0.0' }))
   t.equal(fp({ a: '1', b: '2' }), fp({ b: '2', a: '1' }))
+})
+
+t.test('groupNames: the readable names of the groups a request depends on', async (t) => {
+  const http = createHttpCache({}, undefined)
+  const compile = (pattern: string, params: string[], config: object) => http.compile({ pattern, name: `GET ${pattern}`, params, cacheable: true }, config)
+  t.same(http.groupNames(compile('/users/:userId', ['userId'], { groups: ['user:userId', 'users'] }), { userId: '42' }, {}), ['user:42', 'users'])
+  t.same(http.groupNames(compile('/users/:userId', ['userId'], {}), { userId: '42' }, {}), ['route=/users/:userId,userId=42'], 'the view group')
+  t.same(http.groupNames(compile('/list/:page?', ['page'], { groups: ['list:page'] }), {}, {}), ['list:'], 'an absent optional param is empty')
+  await http.gens.close()
 })

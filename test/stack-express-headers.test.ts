@@ -1,4 +1,4 @@
-import { gunzipSync, brotliDecompressSync } from 'node:zlib'
+import { brotliDecompressSync, gunzipSync, gzipSync, inflateSync } from 'node:zlib'
 import compression from 'compression'
 import cors from 'cors'
 import express from 'express'
@@ -24,6 +24,7 @@ function decoded(r: HttpResult): string {
   const coding = r.headers['content-encoding']
   if (coding === 'gzip') return gunzipSync(r.raw).toString('utf8')
   if (coding === 'br') return brotliDecompressSync(r.raw).toString('utf8')
+  if (coding === 'deflate') return inflateSync(r.raw).toString('utf8')
   return r.body
 }
 
@@ -55,7 +56,11 @@ t.test('compression + cors + helmet: five browsers, repeated requests are mostly
       t.equal(decoded(r), PAGE, 'decoded once, the body is the page: never compressed twice')
       const accepted = headers['accept-encoding'] as string
       const coding = r.headers['content-encoding']
-      t.ok(coding === undefined || accepted.includes(coding), `served ${coding} to a client accepting ${accepted}`)
+      t.ok(coding !== undefined && accepted.includes(coding), `served ${coding} to a client accepting ${accepted}`)
+      if (HIT.test(String(r.headers['cache-status']))) {
+        // compression streams what it compresses (no Content-Length): a hit with one was not compressed again.
+        t.equal(r.headers['content-length'], String(r.raw.length), 'a hit is the stored encoded variant, not compressed again')
+      }
       t.match(String(r.headers.vary), /Accept-Encoding/i)
       if (headers.origin !== undefined) {
         t.equal(r.headers['access-control-allow-origin'], headers.origin, 'CORS answers this request’s origin, live')
@@ -66,12 +71,14 @@ t.test('compression + cors + helmet: five browsers, repeated requests are mostly
   }
   t.ok(hits / total >= 0.8, `hit ratio ${hits}/${total}`)
   t.equal(runs(), total - hits)
-  const identity = await get('GET', '/posts', { 'accept-encoding': 'identity' })
-  t.match(identity.headers['cache-status'], HIT)
-  t.equal(identity.headers['content-encoding'], undefined, 'a client that accepts no coding gets the plain body from a hit')
-  t.equal(identity.body, PAGE)
-  const none = await get('GET', '/posts', {})
-  t.equal(none.body.length > 0 ? decoded(none) : '', PAGE)
+  const expected: [string, string | undefined][] = [['identity', undefined], ['identity', undefined], ['gzip;q=0, br;q=0', undefined], ['gzip, deflate;q=0', 'gzip']]
+  for (const [accept, coding] of expected) {
+    const r = await get('GET', '/posts', { 'accept-encoding': accept })
+    t.equal(decoded(r), PAGE)
+    t.equal(r.headers['content-encoding'], coding, `${coding} for ${accept}`)
+  }
+  t.match((await get('GET', '/posts', { 'accept-encoding': 'identity' })).headers['cache-status'], HIT)
+  t.equal((await get('GET', '/posts', { 'accept-encoding': 'identity' })).headers['content-encoding'], undefined, 'a client that accepts no coding gets the plain variant from a hit')
 })
 
 t.test('headers set before the cached route are live on hits, never replayed from the entry', async (t) => {
@@ -190,4 +197,69 @@ t.test('cors mounted after the cache table: its headers are stored per Origin, n
     }
   }
   t.ok(hits >= 6, `${hits} hits: each origin has its own entry`)
+})
+
+t.test('compression picks the coding: deflate too; a coding the handler set or one the cache cannot make again', async (t) => {
+  const gc = expressCache(quiet)
+  const app = express()
+  app.use(compression())
+  app.use('/custom', (_req, res, next) => {
+    // A writeHead-time middleware with a coding the cache does not know how to make.
+    const writeHead = res.writeHead
+    res.writeHead = function (this: express.Response, ...args: unknown[]) {
+      this.setHeader('content-encoding', 'x-custom')
+      return (writeHead as (...a: unknown[]) => express.Response).apply(this, args)
+    } as typeof res.writeHead
+    next()
+  })
+  const runs: Record<string, number> = {}
+  const count = (name: string) => (runs[name] = (runs[name] ?? 0) + 1)
+  app.get('/posts', gc.route(true), (_req, res) => void (count('posts'), res.type('json').send(PAGE)))
+  app.get('/pregzipped', gc.route(true), (_req, res) => {
+    count('pregzipped')
+    res.set({ 'content-type': 'application/json', 'content-encoding': 'gzip' }).send(gzipSync(PAGE))
+  })
+  app.get('/empty', gc.route(true), (_req, res) => void (count('empty'), res.type('json').end()))
+  app.get('/custom', gc.route(true), (_req, res) => void (count('custom'), res.type('json').send(PAGE)))
+  const get = await listenExpress(t, app, gc)
+  const deflate = { 'accept-encoding': 'deflate' }
+  for (let i = 0; i < 3; i++) {
+    const r = await get('GET', '/posts', deflate)
+    t.equal(r.headers['content-encoding'], 'deflate')
+    t.equal(decoded(r), PAGE)
+  }
+  t.match((await get('GET', '/posts', deflate)).headers['cache-status'], HIT)
+  for (let i = 0; i < 3; i++) {
+    const r = await get('GET', '/pregzipped', { 'accept-encoding': 'gzip, br' })
+    t.equal(r.headers['content-encoding'], 'gzip')
+    t.equal(decoded(r), PAGE, 'gzipped once, by the handler')
+  }
+  t.match((await get('GET', '/pregzipped', { 'accept-encoding': 'gzip, br' })).headers['cache-status'], HIT)
+  for (let i = 0; i < 3; i++) {
+    const r = await get('GET', '/empty', { 'accept-encoding': 'gzip' })
+    t.equal(r.status, 200)
+    t.equal(decoded(r), '')
+  }
+  t.match((await get('GET', '/empty', { 'accept-encoding': 'gzip' })).headers['cache-status'], HIT)
+  for (let i = 0; i < 2; i++) {
+    const r = await get('GET', '/custom', { 'accept-encoding': 'identity' })
+    t.equal(r.headers['content-encoding'], 'x-custom')
+    t.match(r.headers['cache-status'], /^groupcache; fwd=miss; detail=/, 'not stored: the cache cannot make that coding')
+  }
+  t.same(runs, { posts: 2, pregzipped: 2, empty: 2, custom: 2 }, 'one learning miss and one stored miss each; custom never stored')
+})
+
+t.test('compression: a body over maxEntryBytes is not stored, and not compressed a second time for the store', async (t) => {
+  const gc = expressCache(quiet)
+  const app = express()
+  app.use(compression())
+  app.get('/posts', gc.route({ maxEntryBytes: PAGE.length - 1 }), (_req, res) => void res.type('json').send(PAGE))
+  const get = await listenExpress(t, app, gc)
+  const statuses: string[] = []
+  for (let i = 0; i < 3; i++) {
+    const r = await get('GET', '/posts', { 'accept-encoding': 'gzip' })
+    t.equal(decoded(r), PAGE)
+    statuses.push(String(r.headers['cache-status']))
+  }
+  t.same(statuses, ['groupcache; fwd=miss; detail=vary', 'groupcache; fwd=miss; detail=too-big', 'groupcache; fwd=miss; detail=too-big'], 'judged on the size before encoding')
 })

@@ -1,3 +1,5 @@
+import { gunzipSync } from 'node:zlib'
+import compression from 'compression'
 import express from 'express'
 import session from 'express-session'
 import t from 'tap'
@@ -94,4 +96,35 @@ for (const order of ORDERS) t.test(`express-session with rolling cookies (${orde
   t.not(again.headers['cache-status'], STORED)
   const other = await get('GET', '/public')
   t.equal(other.headers['set-cookie'], undefined, "a client without a session never gets another client's cookie")
+})
+
+t.test('express-session behind compression: personal pages never shared, public ones cached compressed', async (t) => {
+  const gc = expressCache({ logger: { warn() {}, error() {} } })
+  const app = express()
+  app.use(compression({ threshold: 0 }))
+  app.use(session({ secret: 'test secret', resave: false, saveUninitialized: false }))
+  app.get('/me', gc.route(true), (req, res) => {
+    ;(req.session as session.Session & { seen?: boolean }).seen = true
+    res.type('text').send(`private page of ${req.sessionID}`)
+  })
+  app.get('/public', gc.route(true), (_req, res) => void res.type('text').send('public page'))
+  const get = await listenExpress(t, app, gc)
+  const gzip = { 'accept-encoding': 'gzip' }
+  const pages = new Set<string>()
+  for (let i = 0; i < 3; i++) {
+    const r = await get('GET', '/me', gzip)
+    t.ok(cookieOf(r))
+    t.match(r.headers['cache-status'], /detail=(vary|set-cookie)/)
+    pages.add(gunzipSync(r.raw).toString())
+  }
+  t.equal(pages.size, 3, 'three clients, three personal pages')
+  const statuses: string[] = []
+  for (let i = 0; i < 3; i++) {
+    const r = await get('GET', '/public', gzip)
+    t.equal(gunzipSync(r.raw).toString(), 'public page')
+    t.equal(r.headers['set-cookie'], undefined)
+    statuses.push(String(r.headers['cache-status']))
+  }
+  t.equal(statuses[1], STORED)
+  t.match(statuses[2], HIT)
 })

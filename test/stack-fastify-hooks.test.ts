@@ -4,11 +4,13 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import fp from 'fastify-plugin'
 import t from 'tap'
 import groupcache from '../lib/index.js'
+import { until } from './helpers/faulty-store.js'
+import { gate } from './helpers/matrix.js'
 
 /** Both registration orders of groupcache and another plugin: where order can matter, each is tested. */
 const ORDERS = ['groupcache first', 'groupcache last'] as const
 
-async function build(order: (typeof ORDERS)[number], other: (app: FastifyInstance) => Promise<unknown>, options: object = {}): Promise<FastifyInstance> {
+async function build(order: (typeof ORDERS)[number], other: (app: FastifyInstance) => PromiseLike<unknown>, options: object = {}): Promise<FastifyInstance> {
   const app = Fastify()
   if (order === 'groupcache first') {
     await app.register(groupcache, options)
@@ -125,4 +127,35 @@ t.test('lookupAt: onRequest answers hits before later hooks (the documented trad
     })(),
     { code: 'GC_INVALID_OPTION', message: /option lookupAt must be 'handler' or 'onRequest', got "preHandler"/ }
   )
+})
+
+t.test('lookupAt: onRequest: a miss answered by a later hook (401) releases the requests waiting on it', { timeout: 20_000 }, async (t) => {
+  const app = Fastify()
+  await app.register(groupcache, { lookupAt: 'onRequest', coalesceTimeout: 600_000 })
+  t.teardown(() => app.close())
+  const rejecting = gate()
+  let waiting = 0
+  let runs = 0
+  app.get(
+    '/members',
+    {
+      preHandler: async (request, reply) => {
+        if (request.headers.cookie === 'member=yes') return
+        waiting++
+        await rejecting.wait
+        await reply.code(401).send('members only')
+      },
+      config: { cache: true }
+    },
+    async () => `members ${++runs}`
+  )
+  const anonymous = app.inject('/members')
+  await until(() => waiting === 1, 'the anonymous leader to reach its preHandler')
+  const member = app.inject({ url: '/members', headers: { cookie: 'member=yes' } })
+  await until(() => app.groupcache.stats().misses === 2, 'the member to wait on the leader')
+  rejecting.open()
+  t.equal((await anonymous).statusCode, 401)
+  const served = await member
+  t.equal(served.statusCode, 200, 'released when the leader was answered by the hook, not after coalesceTimeout')
+  t.equal(served.body, 'members 1')
 })

@@ -216,3 +216,25 @@ t.test('a stale hit under a second past expiry reports a negative ttl', async (t
   hung.open()
   t.equal((await settle(revalidating)).body, 'news 2')
 })
+
+t.test('a route learns at most 8 Vary headers; a response naming more is never stored, and it is logged', async (t) => {
+  const warnings: unknown[] = []
+  const app = Fastify()
+  await app.register(groupcache, { logger: { warn: (o) => warnings.push(o), error: () => {} } })
+  t.teardown(() => app.close())
+  const names = Array.from({ length: 9 }, (_, i) => `x-v${i}`)
+  app.get('/wide', { config: { cache: true } }, async (_req, reply) => reply.header('vary', names.join(', ')).send('wide'))
+  for (let i = 0; i < 3; i++) t.equal((await app.inject('/wide')).headers['cache-status'], 'groupcache; fwd=miss; detail=vary')
+  t.ok(warnings.length >= 1)
+  t.match(warnings[0], { route: 'GET /wide', vary: 'x-v8' })
+})
+
+t.test('lookupAt: onRequest still says why it bypassed', async (t) => {
+  const app = Fastify()
+  await app.register(groupcache, { lookupAt: 'onRequest' })
+  t.teardown(() => app.close())
+  app.get('/p', { config: { cache: true } }, async () => 'p')
+  const r = await app.inject({ url: '/p', headers: { authorization: 'Bearer x' } })
+  t.equal(r.headers['cache-status'], 'groupcache; fwd=bypass; detail=authorization')
+  t.equal(r.body, 'p')
+})

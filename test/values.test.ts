@@ -103,6 +103,32 @@ t.test('keys of values the old encoding already told apart stay the same', async
   )
 })
 
+t.test('the text of every kind is pinned: a change orphans every entry a fleet has cached', async (t) => {
+  const value = [
+    -0, 0, NaN, undefined, [, 1], new Set(['b', 'a']), new Map([[2, 'x']]), new URL('https://a.example/p?q'), /x/gi,
+    new Float32Array([1]), new DataView(new Uint8Array([1]).buffer), new Uint8Array([1]).buffer, new Date(NaN), new Number(1)
+  ]
+  t.equal(
+    canonicalText(value, 'v'),
+    '["a",[["n","-0"],["n",0],["n","NaN"],["u"],["a",[["_"],["n",1]]],["S",["[\\"s\\",\\"a\\"]","[\\"s\\",\\"b\\"]"]],' +
+      '["m",["[[\\"n\\",2],[\\"s\\",\\"x\\"]]"]],["url","https://a.example/p?q"],["re","x","gi"],["t","Float32Array","AACAPw=="],' +
+      '["t","DataView","AQ=="],["ab","AQ=="],["d","invalid"],["box",["n",1]]]]'
+  )
+})
+
+t.test('Sets and Maps: every insertion order gives one key', async (t) => {
+  const items = ['d', 'b', 'a', 'c', 'e']
+  const orders: string[][] = [[]]
+  for (const item of items) {
+    const next: string[][] = []
+    for (const order of orders) for (let i = 0; i <= order.length; i++) next.push([...order.slice(0, i), item, ...order.slice(i)])
+    orders.splice(0, orders.length, ...next)
+  }
+  t.equal(orders.length, 120)
+  t.equal(new Set(orders.map((order) => key(new Set(order)))).size, 1, 'Set')
+  t.equal(new Set(orders.map((order) => key(new Map(order.map((k) => [k, k.toUpperCase()]))))).size, 1, 'Map')
+})
+
 t.test('what cannot be encoded faithfully is a TypeError naming the argument path', async (t) => {
   class Role {
     constructor(readonly role: string) {}

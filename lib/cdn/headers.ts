@@ -72,7 +72,7 @@ export function cdnConfig(options: CdnOptions | true, where = 'groupcache: '): C
 /** At registration: a route whose groups could not all be named in a header is an error naming it. */
 export function checkRouteGroupCount(count: number, route: string): void {
   if (count > MAX_GROUPS_PER_ROUTE) {
-    throw new GroupcacheError('GC_INVALID_OPTION', `route ${route}: ${count} groups, but a CDN header carries at most ${MAX_GROUPS_PER_ROUTE} (RFC 9875 caches keep 32 keys, one is the deployment key); declare fewer or disable cdn for this route`)
+    throw new GroupcacheError('GC_INVALID_OPTION', `groupcache: route ${route}: ${count} groups, but a CDN header carries at most ${MAX_GROUPS_PER_ROUTE} (RFC 9875 caches keep 32 keys, one is the deployment key); declare fewer or disable cdn for this route`)
   }
 }
 

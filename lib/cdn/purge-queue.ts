@@ -56,6 +56,8 @@ export interface PurgeQueueOptions {
 }
 
 const MAX_BACKOFF_MS = 30_000
+/** Windows being sent (or retried) at once; later windows wait, their keys merging. */
+export const MAX_IN_FLIGHT = 4
 /** One line per kind of failure per interval: a CDN outage is a few lines with counts, not one per bump. */
 export const PURGE_LOG_INTERVAL_MS = 10_000
 
@@ -156,6 +158,11 @@ export class PurgeQueue {
   }
 
   #flush(): void {
+    if (this.#inFlight.size >= MAX_IN_FLIGHT) {
+      // Earlier purges still retrying: keep gathering (bounded by maxPending) rather than piling up requests.
+      this.#timer = setTimeout(() => this.#flush(), this.#windowMs)
+      return
+    }
     this.#timer = undefined
     const keys = [...this.#pending]
     const window = this.#window

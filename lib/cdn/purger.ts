@@ -20,6 +20,8 @@ export interface CdnPurger {
   idle(): Promise<void>
   /** Sends what is queued, stops retrying, and resolves when done. */
   close(): Promise<void>
+  /** The deployment namespace its keys are in (checked against the plugin's `cdn.namespace`). */
+  readonly namespace?: string
 }
 
 /** Options every purger takes. */
@@ -51,7 +53,8 @@ export function createPurger(vendor: Vendor, label: string, send: (keys: string[
     onBump: (event) => purge(event.groups),
     purge,
     idle: () => queue.idle(),
-    close: () => queue.close()
+    close: () => queue.close(),
+    namespace
   }
 }
 

@@ -128,7 +128,7 @@ export function positiveNumber(value: unknown, name: string, where = ''): number
 
 const RETRY_MIN_MS = 50
 const RETRY_MAX_MS = 5000
-/** Keys per store call when retrying pending bumps (a spread of 125k arguments overflowed the stack). */
+/** Keys per store call in a bump or a retry (a spread of 125k arguments overflowed the stack). */
 const RETRY_CHUNK = 1000
 const GROUP_CACHE_MAX = 1000
 /** Group names put in one log line. */
@@ -338,7 +338,10 @@ export class Generations {
     let failure: unknown
     if (this.#admit()) {
       try {
-        await this.call(this.store.bump(keys))
+        // In chunks: one store call with 125k keys overflowed the stack (a spread of its arguments).
+        for (let start = 0; start < keys.length; start += RETRY_CHUNK) {
+          await this.call(this.store.bump(keys.length <= RETRY_CHUNK ? keys : keys.slice(start, start + RETRY_CHUNK)))
+        }
         this.stats.bumps += keys.length
         this.#bumped(keys, names)
         return true
@@ -363,7 +366,7 @@ export class Generations {
    */
   #keep(keys: readonly string[], names: readonly string[]): void {
     if (this.#pending.has(this.epochKey)) return
-    keys.forEach((key, i) => this.#pending.set(key, { seq: ++this.#pendingSeq, name: names[i] ?? key }))
+    keys.forEach((key, i) => this.#pending.set(key, { seq: ++this.#pendingSeq, name: names[i] as string }))
     if (this.#pending.size <= this.maxPendingBumps) return
     this.logger.warn({ dropped: this.#pending.size, maxPendingBumps: this.maxPendingBumps }, 'groupcache: too many pending bumps; dropped them and will bump the epoch instead (every entry of this cache is orphaned once it lands)')
     this.#pending.clear()

@@ -1,5 +1,5 @@
 import type { GenerationalCache } from '../core/generational-cache.js'
-import type { CacheStats } from '../core/generations.js'
+import { buildStats, type GroupcacheStats } from '../observability/stats.js'
 import type { GroupDef, GroupValues } from '../core/groups.js'
 import type { HttpCache } from './http-cache.js'
 
@@ -11,7 +11,8 @@ export interface CacheApi {
   bumpRoute(urlPattern: string, params?: GroupValues): Promise<boolean>
   /** Orphans every entry at once by moving the epoch on. */
   clear(): Promise<boolean>
-  stats(): CacheStats
+  /** Totals, per-route counts and reasons, hit ratios, pending bumps, the breaker's state and the store's size. */
+  stats(): GroupcacheStats
   /** The cache underneath, with the function-cache API. */
   readonly cache: GenerationalCache
 }
@@ -23,6 +24,6 @@ export function cacheApi(http: HttpCache): CacheApi {
     bump: (def, values) => gens.bump(def, values),
     bumpRoute: (pattern, params) => http.bumpRoute(pattern, params),
     clear: () => gens.clear(),
-    stats: () => gens.getStats()
+    stats: () => buildStats(gens.getStats(), http.routeStats, gens.store)
   }
 }

@@ -39,6 +39,22 @@ function headersOf(args: unknown[]): Record<string, unknown> | undefined {
   return out
 }
 
+/**
+ * writeHead's arguments without the headers `decided` sets: headers given to
+ * writeHead win over setHeader's (Fastify passes all of its own there), and
+ * the decided ones must win (a CDN's s-maxage merged into Cache-Control).
+ */
+function withoutHeaders(args: unknown[], decided: Record<string, string>): unknown[] {
+  const at = typeof args[1] === 'string' ? 2 : 1
+  const given = args[at]
+  if (given === null || typeof given !== 'object' || Array.isArray(given)) return args
+  const out: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(given)) if (!Object.hasOwn(decided, name.toLowerCase())) out[name] = value
+  const copy = [...args]
+  copy[at] = out
+  return copy
+}
+
 function chunkBytes(chunk: unknown, encoding: unknown): Buffer | string | undefined {
   if (chunk === undefined || chunk === null || typeof chunk === 'function') return undefined
   if (typeof chunk === 'string') return typeof encoding === 'string' && encoding !== 'utf8' && encoding !== 'utf-8' ? Buffer.from(chunk, encoding as BufferEncoding) : chunk
@@ -77,7 +93,7 @@ export function holdUntilDecided(
     const flush = (extra: Record<string, string> | undefined) => {
       restore()
       if (extra !== undefined) for (const name of Object.keys(extra)) res.setHeader(name, extra[name] as string)
-      if (head !== undefined) original.writeHead.apply(res, head)
+      if (head !== undefined) original.writeHead.apply(res, extra === undefined ? head : withoutHeaders(head, extra))
       const calls = queue as Call[]
       queue = undefined
       for (const call of calls) call()

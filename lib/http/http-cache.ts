@@ -2,14 +2,18 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { GroupcacheError, GroupcacheTypeError } from '../errors.js'
 import { encodeMapping, valueToString } from '../core/encoding.js'
 import { PendingBumpError, type Logger } from '../core/generations.js'
-import type { LookupResult } from '../store/store.js'
+import type { Lease, LookupResult, SingleFlight } from '../store/store.js'
 import type { GenerationalCache } from '../core/generational-cache.js'
-import type { GroupDef, GroupValues } from '../core/groups.js'
+import { groupName, type GroupDef, type GroupValues } from '../core/groups.js'
+import { answerLookup, failLookup, lookupChannel, publishNotStored, publishStored, startLookup, suspendLookup, type LookupContext } from '../observability/channels.js'
+import { countReason, RouteStats, storeKind } from '../observability/stats.js'
 import { versionKeyFromEncoded } from '../core/keys.js'
 import { ageValue, CACHE_STATUS, type BypassDetail } from './cache-status.js'
 import { EntryDecoder, encodeEntry, makeEntry, storableHeaders, type Entry, type HeaderBag, type StoredHeaders } from './entry.js'
 import { headerTokens, ifNoneMatchMatches, notStoredReason, unkeyedVary, type NotStoredReason } from './policy.js'
 import { requestKey } from './request-key.js'
+import type { Edge } from '../cdn/edge.js'
+import type { HeaderPair } from '../cdn/headers.js'
 import { compileRoute, LEARNED_VARY_MAX, routeKeyFor, type CompiledRoute, type RouteDefaults, type RouteInfo } from './route.js'
 
 /** What an adapter tells the HTTP layer about a request. */
@@ -63,6 +67,8 @@ export interface Miss {
   done: boolean
   readonly followers: ((entry: Entry | undefined) => void) | undefined
   readonly log: Logger | undefined
+  /** The fleet-wide lease this miss holds (store single flight), released once its entry is stored or not. */
+  readonly lease?: Lease | undefined
 }
 
 export type Begin = ReadyResponse | Miss | { readonly kind: 'bypass'; readonly cacheStatus: string }
@@ -75,7 +81,11 @@ const TIMED_OUT = Symbol('timed out')
 export interface HttpCacheSettings {
   /** Longest a request waits for an identical request's handler, in ms. */
   readonly coalesceTimeoutMs: number
+  /** What the cache tells a CDN in front (options cdn, purgers, awaitPurges); undefined when none is set. */
+  readonly edge?: Edge | undefined
 }
+
+const NO_HEADERS: readonly HeaderPair[] = []
 
 /** Calls `then` with the value now, or when the promise settles: keeps synchronous answers synchronous. */
 export function whenReady<T>(value: T | Promise<T>, then: (value: T) => void): void {
@@ -104,6 +114,10 @@ export class HttpCache {
   readonly #inflight = new Map<string, Promise<Entry | undefined>>()
   readonly #decoder = new EntryDecoder(DECODED_MAX_BYTES)
   readonly #coalesceTimeoutMs: number
+  readonly edge: Edge | undefined
+  /** Per-route counters for stats(), bounded by route count. */
+  readonly routeStats = new RouteStats()
+  readonly #storeKind: string
 
   constructor(
     readonly gens: GenerationalCache,
@@ -111,10 +125,41 @@ export class HttpCache {
     settings: HttpCacheSettings = { coalesceTimeoutMs: 10_000 }
   ) {
     this.#coalesceTimeoutMs = settings.coalesceTimeoutMs
+    this.edge = settings.edge
+    this.#storeKind = storeKind(gens.store)
   }
 
   compile(route: RouteInfo, config: unknown): CompiledRoute {
-    return compileRoute(this.gens, this.defaults, route, config)
+    const compiled = compileRoute(this.gens, this.defaults, route, config, this.routeStats)
+    if (compiled.cached && compiled.cdn) this.edge?.checkRoute(compiled.groups.length, compiled.name)
+    return compiled
+  }
+
+  /**
+   * CDN headers for a GET or HEAD response of a cached route (DESIGN §9):
+   * its groups' names, and its edge ttl when this cache `kept` it (a hit, a
+   * stored miss). Never part of a stored entry: set on every response, so a
+   * change of the cdn option never serves old tags. Empty when the cdn option
+   * or the route's is off.
+   */
+  edgeHeaders(route: CompiledRoute, req: Pick<HttpRequest, 'method' | 'params' | 'raw'>, kept: boolean, cacheControl: unknown): readonly HeaderPair[] {
+    const edge = this.edge
+    if (edge?.config === undefined || !route.cdn || (req.method !== 'GET' && req.method !== 'HEAD')) return NO_HEADERS
+    let names: string[] | undefined
+    try {
+      names = this.groupNames(route, req.params, req.raw)
+    } catch {
+      // Logged by begin(), which bypassed the cache for it.
+      names = undefined
+    }
+    const control = cacheControl === undefined ? undefined : Array.isArray(cacheControl) ? cacheControl.join(', ') : String(cacheControl)
+    return edge.responseHeaders(names, route.ttlMs / 1000, kept, control)
+  }
+
+  /** Closes the cache (its last pending bumps are tried), then the CDN purgers (which send the purges those bumps queued). */
+  async close(): Promise<void> {
+    await this.gens.close()
+    await this.edge?.close()
   }
 
   /** The epoch, route generation and group keys of one request. */
@@ -138,15 +183,17 @@ export class HttpCache {
    * then allocates no promise.
    */
   begin(route: CompiledRoute, req: HttpRequest): Begin | Promise<Begin> {
-    if (req.method !== 'GET' && req.method !== 'HEAD') return this.#bypass('method')
-    if (!route.authorization && req.headers.authorization !== undefined) return this.#bypass('authorization')
+    // Nobody subscribed: one boolean check, nothing allocated.
+    const trace = lookupChannel.hasSubscribers ? this.#trace(route, req) : undefined
+    if (req.method !== 'GET' && req.method !== 'HEAD') return this.#bypass('method', route, trace)
+    if (!route.authorization && req.headers.authorization !== undefined) return this.#bypass('authorization', route, trace)
     let keys: readonly string[]
     try {
       keys = this.versionKeys(route, req.params, req.raw)
     } catch (err) {
       // A function group threw or a value was bad: the route's fault, not the store's.
       this.gens.logger.warn({ err, route: route.name }, 'groupcache: a group could not be resolved for this request; served uncached')
-      return this.#bypass('group-error')
+      return this.#bypass('group-error', route, trace)
     }
     // Snapshot: a header learned while this request is in flight must not change what its key included.
     const keyed = route.learnedVary.length === 0 ? route.vary : [...route.vary, ...route.learnedVary]
@@ -154,18 +201,33 @@ export class HttpCache {
     try {
       found = this.gens.lookupWithEpoch(keys, requestKey(route, req))
     } catch (err) {
-      return this.#bypass(this.#storeFault(err, route, req.log))
+      return this.#bypass(this.#storeFault(err, route, req.log, trace), route, trace)
     }
     if (found instanceof Promise) {
+      suspendLookup(trace)
       return found.then(
-        (result) => this.#answer(route, req, result, keyed),
-        (err: unknown) => this.#bypass(this.#storeFault(err, route, req.log))
+        (result) => this.#answer(route, req, result, keyed, trace),
+        (err: unknown) => this.#bypass(this.#storeFault(err, route, req.log, trace), route, trace)
       )
     }
-    return this.#answer(route, req, found, keyed)
+    return this.#answer(route, req, found, keyed, trace)
   }
 
-  #answer(route: CompiledRoute, req: HttpRequest, found: LookupResult, keyed: readonly string[]): Begin | Promise<Begin> {
+  /** Starts the lookup trace (only when someone subscribes). */
+  #trace(route: CompiledRoute, req: HttpRequest): LookupContext {
+    return startLookup(this.gens.prefix, this.#storeKind, route.name, req.method, req.url, this.#groupNames(route, req))
+  }
+
+  /** Readable names of the groups a request's entry depends on; none when one cannot be resolved (the lookup then bypasses). */
+  #groupNames(route: CompiledRoute, req: HttpRequest): string[] {
+    try {
+      return this.groupNames(route, req.params, req.raw)
+    } catch {
+      return []
+    }
+  }
+
+  #answer(route: CompiledRoute, req: HttpRequest, found: LookupResult, keyed: readonly string[], trace: LookupContext | undefined): Begin | Promise<Begin> {
     const stats = this.gens.stats
     const entry = found.entry === undefined ? undefined : this.#decoder.decode(found.entry, this.gens.store.local === true ? undefined : found.entryKey)
     if (entry !== undefined) {
@@ -174,10 +236,13 @@ export class HttpCache {
       // Fresh; or stale within the window while an identical request revalidates.
       if (expires > now || (now < expires + route.staleMs && this.#inflight.has(found.entryKey))) {
         stats.hits++
+        const fresh = expires > now
+        route.counts[fresh ? 'hits' : 'stale']++
         // A stale entry's ttl is negative even under a second past expiry (-0.4 s says -1, never 0).
         const remaining = Math.trunc((expires - now) / 1000)
         const cacheStatus = CACHE_STATUS.hit(expires > now ? remaining : Math.min(-1, remaining))
         const age = ageValue(Math.max(0, Math.floor((now - entry.storedAt) / 1000)))
+        answerLookup(trace, fresh ? 'hit' : 'stale', cacheStatus)
         // Preconditions apply to 2xx responses only (RFC 9110 §13.2.1).
         if (entry.status >= 200 && entry.status < 300 && ifNoneMatchMatches(req.headers['if-none-match'], entry.etag)) {
           return { kind: 'serve', status: 304, headers: entry.notModifiedHeaders, body: undefined, cacheStatus, age }
@@ -188,18 +253,80 @@ export class HttpCache {
     stats.misses++
     const { entryKey } = found
     const log = req.log
-    if (req.method === 'HEAD') return { kind: 'miss', route, entryKey, storable: false, keyed, done: false, followers: undefined, log }
+    if (req.method === 'HEAD') {
+      this.#missed(route, trace)
+      return { kind: 'miss', route, entryKey, storable: false, keyed, done: false, followers: undefined, log }
+    }
     const leading = this.#inflight.get(entryKey)
     if (leading !== undefined) {
+      suspendLookup(trace)
       return this.#follow(leading).then((shared): Begin => {
-        if (shared === undefined || shared === TIMED_OUT) return { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: undefined, log }
+        if (shared === undefined || shared === TIMED_OUT) {
+          this.#missed(route, trace)
+          return { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: undefined, log }
+        }
         stats.collapsed++
+        route.counts.collapsed++
+        answerLookup(trace, 'collapsed', CACHE_STATUS.collapsed)
         return { kind: 'serve', status: shared.status, headers: shared.headers, body: shared.body, cacheStatus: CACHE_STATUS.collapsed, age: undefined }
       })
     }
     let release!: (entry: Entry | undefined) => void
     this.#inflight.set(entryKey, new Promise<Entry | undefined>((resolve) => (release = resolve)))
+    const flight = this.gens.store.singleFlight
+    if (flight !== undefined) return this.#leadFleet(flight, route, req, trace, { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: release, log })
+    this.#missed(route, trace)
     return { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: release, log }
+  }
+
+  /**
+   * Fleet-wide single flight (DESIGN §10): this process's leader for a cold
+   * miss asks the store which process runs the handler. Holding the lease, it
+   * runs it (the lease is released after the write); woken by the holder's
+   * release, it re-reads the entry and serves it, with this process's
+   * followers, as collapsed; otherwise (wait given up, entry not stored, a
+   * store fault) it runs its own handler, as without single flight.
+   */
+  async #leadFleet(flight: SingleFlight, route: CompiledRoute, req: HttpRequest, trace: LookupContext | undefined, miss: Miss): Promise<Begin> {
+    suspendLookup(trace)
+    let outcome: Lease | 'released' | 'timeout'
+    try {
+      outcome = await flight.lead(miss.entryKey)
+    } catch (err) {
+      this.gens.reportFault(err, { what: 'single-flight', route: route.name, log: miss.log })
+      outcome = 'timeout'
+    }
+    const entry = outcome === 'released' ? await this.#reread(route, req, miss) : undefined
+    if (entry === undefined) {
+      this.#missed(route, trace)
+      return typeof outcome === 'object' ? { ...miss, lease: outcome } : miss
+    }
+    miss.done = true
+    this.#release(miss, entry)
+    this.gens.stats.collapsed++
+    route.counts.collapsed++
+    answerLookup(trace, 'collapsed', CACHE_STATUS.collapsed)
+    return { kind: 'serve', status: entry.status, headers: entry.headers, body: entry.body, cacheStatus: CACHE_STATUS.collapsed, age: undefined }
+  }
+
+  /** The fresh entry another process stored for this miss's key (a bump since then moved the key: none). */
+  async #reread(route: CompiledRoute, req: HttpRequest, miss: Miss): Promise<Entry | undefined> {
+    try {
+      const found = await this.gens.lookupWithEpoch(this.versionKeys(route, req.params, req.raw), requestKey(route, req))
+      if (found.entryKey !== miss.entryKey || found.entry === undefined) return undefined
+      const entry = this.#decoder.decode(found.entry, found.entryKey)
+      // Unreadable, or a stale entry the holder did not replace (its response was not stored).
+      return entry !== undefined && entry.storedAt + entry.ttlMs > Date.now() ? entry : undefined
+    } catch (err) {
+      this.#storeFault(err, route, miss.log, undefined)
+      return undefined
+    }
+  }
+
+  /** The handler will run: counted, and the trace answered. */
+  #missed(route: CompiledRoute, trace: LookupContext | undefined): void {
+    route.counts.misses++
+    answerLookup(trace, 'miss')
   }
 
   /** Waits for a leader's entry at most coalesceTimeout: a hung handler never holds later requests for longer. */
@@ -229,19 +356,33 @@ export class HttpCache {
     const reason = this.#notStored(miss, status, headers, body, before)
     if (reason !== undefined) {
       this.#release(miss, undefined)
+      void miss.lease?.release()
+      this.#countNotStored(route, reason)
       return { cacheStatus: CACHE_STATUS.notStored(reason), etag: undefined }
     }
     const bytes = body === null || body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : Buffer.from(body as string)
     const entry = makeEntry(status, storableHeaders(contentHeaders(headers, before)), bytes, Date.now(), route.ttlMs)
     this.#release(miss, entry)
+    const encoded = encodeEntry(entry)
     try {
       // Kept past its ttl for the stale window; freshness is judged from the entry's own ttl.
-      await this.gens.write(miss.entryKey, encodeEntry(entry), route.ttlMs + route.staleMs)
+      await this.gens.write(miss.entryKey, encoded, route.ttlMs + route.staleMs)
     } catch (err) {
       this.gens.reportFault(err, { what: 'write', route: route.name, log: miss.log })
+      this.#countNotStored(route, 'store-error')
       return { cacheStatus: CACHE_STATUS.notStored('store-error'), etag: undefined }
+    } finally {
+      // After the write: the processes it wakes re-read the entry.
+      void miss.lease?.release()
     }
+    route.counts.stored++
+    publishStored(this.gens.prefix, route.name, encoded.length, route.ttlMs / 1000)
     return { cacheStatus: CACHE_STATUS.stored, etag: entry.etag }
+  }
+
+  #countNotStored(route: CompiledRoute, reason: string): void {
+    countReason(route.counts.notStored, reason)
+    publishNotStored(this.gens.prefix, route.name, reason)
   }
 
   #notStored(miss: Miss, status: number, headers: HeaderBag, body: unknown, before: HeaderBag | undefined): NotStoredReason | undefined {
@@ -273,6 +414,7 @@ export class HttpCache {
     if (miss.done) return
     miss.done = true
     this.#release(miss, undefined)
+    void miss.lease?.release()
   }
 
   #release(miss: Miss, entry: Entry | undefined): void {
@@ -281,10 +423,15 @@ export class HttpCache {
     miss.followers(entry)
   }
 
-  /** Version keys of a route's declarative bumps for a request's params. */
-  declaredBumps(route: CompiledRoute, given: GroupValues, raw: unknown): string[] {
+  /**
+   * Readable names of the groups a request's response depends on (`user:42`,
+   * `posts`; the view group as `route=/users/:userId,userId=42`): for CDN
+   * headers naming a response's groups. Names, never versions.
+   */
+  groupNames(route: CompiledRoute, given: GroupValues, raw: unknown): string[] {
     const params = withAbsentParams(route, given)
-    return route.bumps.map((group) => this.gens.versionKey(group, params, raw))
+    if (route.viewGroup) return [groupName(this.#viewGroupEncoded(route.pattern, params))]
+    return route.groups.map(({ group }) => this.gens.bumpTarget(group, params, raw).name)
   }
 
   /** Version keys and readable names of a route's declarative bumps for a request's params. */
@@ -298,11 +445,6 @@ export class HttpCache {
     return this.gens.bumpTarget(this.gens.compile(def), values, raw)
   }
 
-  /** Version key of one bump recorded by a handler (`reply.bumpGroup`); TypeError on a missing value. */
-  bumpKey(def: GroupDef, values: GroupValues, raw: unknown): string {
-    return this.gens.versionKey(this.gens.compile(def), values, raw)
-  }
-
   /**
    * `bumpRoute(pattern)` moves the route generation on (every entry of the
    * route); `bumpRoute(pattern, params)` moves one view group.
@@ -311,26 +453,36 @@ export class HttpCache {
     if (typeof pattern !== 'string' || pattern === '') {
       throw new GroupcacheTypeError('GC_INVALID_VALUE', `bumpRoute: the URL pattern must be a non-empty string, got ${JSON.stringify(pattern)}`)
     }
-    if (params === undefined) return this.gens.bumpKeys([routeKeyFor(this.gens, pattern)])
-    return this.gens.bumpKeys([this.#viewGroupKey(pattern, params)])
+    // Readable names (`route=/users/:userId`) for logs and bump subscribers.
+    if (params === undefined) return this.gens.bumpKeys([routeKeyFor(this.gens, pattern)], [groupName(encodeMapping({ route: pattern }))])
+    const encoded = this.#viewGroupEncoded(pattern, params)
+    return this.gens.bumpKeys([versionKeyFromEncoded(this.gens.prefix, encoded)], [groupName(encoded)])
   }
 
   /** The view group `{ ...params, route: pattern }` of a route that declares no groups. */
   #viewGroupKey(pattern: string, params: GroupValues): string {
+    return versionKeyFromEncoded(this.gens.prefix, this.#viewGroupEncoded(pattern, params))
+  }
+
+  #viewGroupEncoded(pattern: string, params: GroupValues): string {
     const mapping: Record<string, string> = {}
     for (const name of Object.keys(params)) mapping[name] = valueToString(params[name], `view group of ${pattern}`, name)
     mapping.route = pattern
-    return versionKeyFromEncoded(this.gens.prefix, encodeMapping(mapping))
+    return encodeMapping(mapping)
   }
 
-  #bypass(detail: BypassDetail): { kind: 'bypass'; cacheStatus: string } {
+  #bypass(detail: BypassDetail, route: CompiledRoute, trace: LookupContext | undefined): { kind: 'bypass'; cacheStatus: string } {
     this.gens.stats.bypasses++
-    return BYPASS[detail]
+    countReason(route.counts.bypass, detail)
+    const bypass = BYPASS[detail]
+    answerLookup(trace, 'bypass', bypass.cacheStatus, detail)
+    return bypass
   }
 
-  #storeFault(err: unknown, route: CompiledRoute, log: Logger | undefined): BypassDetail {
+  #storeFault(err: unknown, route: CompiledRoute, log: Logger | undefined, trace: LookupContext | undefined): BypassDetail {
     if (err instanceof PendingBumpError) return 'pending-bump'
     if (err instanceof GroupcacheError && err.code === 'GC_STORE_UNAVAILABLE') return 'store-unavailable'
+    failLookup(trace, err)
     this.gens.reportFault(err, { what: 'lookup', route: route.name, log })
     return err instanceof GroupcacheError && err.code === 'GC_STORE_TIMEOUT' ? 'store-timeout' : 'store-error'
   }

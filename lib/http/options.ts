@@ -2,6 +2,9 @@ import { GroupcacheError } from '../errors.js'
 import { GenerationalCache, type GenerationalCacheOptions } from '../core/generational-cache.js'
 import { positiveNumber, type Logger } from '../core/generations.js'
 import { HttpCache } from './http-cache.js'
+import { Edge } from '../cdn/edge.js'
+import type { CdnOptions } from '../cdn/headers.js'
+import type { CdnPurger } from '../cdn/purger.js'
 
 /** Options of the Fastify plugin and of `expressCache()`. */
 export interface GroupcacheOptions extends GenerationalCacheOptions {
@@ -22,9 +25,34 @@ export interface GroupcacheOptions extends GenerationalCacheOptions {
    * @default 10000
    */
   coalesceTimeout?: number
+  /**
+   * Name each response of a cached route's groups for a CDN or reverse proxy
+   * in front (DESIGN §9, README "Behind a CDN"): `true` for RFC 9875
+   * `Cache-Groups` only, or {@link CdnOptions} (`headers`, `namespace`,
+   * `edgeTtl`, `invalidationHeader`). A mutation's response then names the
+   * groups it bumped in `Cache-Group-Invalidation`. A route opts out with its
+   * own `cdn: false`.
+   * @default false
+   */
+  cdn?: boolean | CdnOptions
+  /**
+   * CDN purgers (`fastlyPurger()`, `cloudflarePurger()`, `varnishPurger()`):
+   * each is called after every bump landed in the store, and closed with the
+   * app. Their `namespace` must be `cdn.namespace`.
+   * @default []
+   */
+  purgers?: readonly CdnPurger[]
+  /**
+   * A mutation's response waits until the purges of its bumps were sent (or
+   * given up after their retries): read-your-writes at the edge, for the time
+   * of a CDN API call per mutation. Off, the edge may serve the old copy for
+   * the purgers' `windowMs` plus that call.
+   * @default false
+   */
+  awaitPurges?: boolean
 }
 
-const OPTION_NAMES = new Set(['store', 'prefix', 'ttl', 'timeout', 'logger', 'statuses', 'maxEntryBytes', 'coalesceTimeout', 'breaker', 'maxPendingBumps', 'faultLogInterval'])
+const OPTION_NAMES = new Set(['store', 'prefix', 'ttl', 'timeout', 'logger', 'statuses', 'maxEntryBytes', 'coalesceTimeout', 'breaker', 'maxPendingBumps', 'faultLogInterval', 'cdn', 'purgers', 'awaitPurges'])
 const STORE_METHODS = ['lookup', 'set', 'delete', 'bump', 'close'] as const
 
 /** An object implementing Store, or a GroupcacheError naming option store. */
@@ -47,12 +75,14 @@ export function createHttpCache(options: GroupcacheOptions, frameworkLogger: Log
     }
   }
   checkStore(options.store)
-  const { statuses = [200], maxEntryBytes = 1024 * 1024, coalesceTimeout = 10_000, logger = frameworkLogger, ...rest } = options
+  const { statuses = [200], maxEntryBytes = 1024 * 1024, coalesceTimeout = 10_000, logger = frameworkLogger, cdn, purgers, awaitPurges, ...rest } = options
   if (!Array.isArray(statuses) || statuses.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) {
     throw new GroupcacheError('GC_INVALID_OPTION', `groupcache: option statuses must be an array of HTTP status codes, got ${JSON.stringify(statuses)}`)
   }
   const checkedMaxEntryBytes = positiveNumber(maxEntryBytes, 'maxEntryBytes', 'groupcache: ')
   const checkedCoalesce = positiveNumber(coalesceTimeout, 'coalesceTimeout', 'groupcache: ')
+  const edge = Edge.create({ cdn, purgers, awaitPurges })
   const gens = new GenerationalCache(logger === undefined ? rest : { ...rest, logger })
-  return new HttpCache(gens, { ttl: gens.ttl, statuses, maxEntryBytes: checkedMaxEntryBytes }, { coalesceTimeoutMs: checkedCoalesce })
+  edge?.subscribe(gens)
+  return new HttpCache(gens, { ttl: gens.ttl, statuses, maxEntryBytes: checkedMaxEntryBytes }, { coalesceTimeoutMs: checkedCoalesce, edge })
 }

@@ -3,6 +3,7 @@ import { digest } from '../core/encoding.js'
 import { missingParams, type CompiledGroup, type GroupDef } from '../core/groups.js'
 import { positiveNumber, type Generations } from '../core/generations.js'
 import { versionKey } from '../core/keys.js'
+import { newRouteCounts, type RouteCounts, type RouteStats } from '../observability/stats.js'
 
 /** Per-route cache options (Fastify `config.cache`, Express `gc.route(...)`). */
 export interface RouteCacheOptions {
@@ -56,6 +57,12 @@ export interface RouteCacheOptions {
    * @default 0
    */
   staleWhileRevalidate?: number
+  /**
+   * Name this route's groups in the CDN headers of its responses (when the
+   * plugin's `cdn` option is on); `false` leaves its responses untagged.
+   * @default true
+   */
+  cdn?: boolean
 }
 
 /** Plugin-level defaults for route options. */
@@ -65,7 +72,7 @@ export interface RouteDefaults {
   maxEntryBytes: number
 }
 
-const ROUTE_OPTION_NAMES = new Set(['group', 'groups', 'ttl', 'bumps', 'vary', 'query', 'statuses', 'authorization', 'maxEntryBytes', 'staleWhileRevalidate'])
+const ROUTE_OPTION_NAMES = new Set(['group', 'groups', 'ttl', 'bumps', 'vary', 'query', 'statuses', 'authorization', 'maxEntryBytes', 'staleWhileRevalidate', 'cdn'])
 
 /** A group of a route: its version key when it reads no values, else how to compute it. */
 export interface RouteGroup {
@@ -125,6 +132,10 @@ export interface CompiledRoute {
   readonly bumps: readonly CompiledGroup[]
   /** The pattern's params (empty when not known). */
   readonly params: readonly string[]
+  /** Name the route's groups in CDN headers (when the plugin's cdn option is on). */
+  readonly cdn: boolean
+  /** This route's live counters for stats(), incremented in place (shared by routes of one name). */
+  readonly counts: RouteCounts
 }
 
 /** Most request headers a route learns to vary on; a response naming more is not stored. */
@@ -151,7 +162,8 @@ export function compileRoute(
   gens: Generations,
   defaults: RouteDefaults,
   route: RouteInfo,
-  config: unknown
+  config: unknown,
+  routeStats?: RouteStats
 ): CompiledRoute {
   const where = `groupcache: route ${route.name}: `
   const options: RouteCacheOptions = config === true ? {} : (config as RouteCacheOptions)
@@ -204,6 +216,9 @@ export function compileRoute(
   if (options.authorization !== undefined && typeof options.authorization !== 'boolean') {
     throw new GroupcacheError('GC_INVALID_OPTION', `${where}option authorization must be a boolean`)
   }
+  if (options.cdn !== undefined && typeof options.cdn !== 'boolean') {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}option cdn must be a boolean, got ${JSON.stringify(options.cdn)}`)
+  }
   const cacheOnly = Object.keys(options).filter((k) => k !== 'bumps')
   if (!route.cacheable && cacheOnly.length > 0) {
     throw new GroupcacheError('GC_INVALID_OPTION', `${where}only GET and HEAD responses are cached, so only "bumps" applies here (got: ${cacheOnly.join(', ')})`)
@@ -224,11 +239,12 @@ export function compileRoute(
   ).slice(0, 16)
 
   const routeKey = routeKeyFor(gens, route.pattern)
+  const cached = route.cacheable && (cacheOnly.length > 0 || options.bumps === undefined)
   return {
     pattern: route.pattern,
     name: route.name,
     // An object holding only `bumps` declares bumps, not caching.
-    cached: route.cacheable && (cacheOnly.length > 0 || options.bumps === undefined),
+    cached,
     groups,
     viewGroup: groups.length === 0,
     routeKey,
@@ -243,7 +259,10 @@ export function compileRoute(
     authorization: options.authorization === true,
     maxEntryBytes,
     bumps,
-    params: route.params ?? []
+    params: route.params ?? [],
+    cdn: options.cdn !== false,
+    // Routes that only bump are never looked up: they get counters outside the table.
+    counts: cached && routeStats !== undefined ? routeStats.counts(route.name) : newRouteCounts()
   }
 }
 

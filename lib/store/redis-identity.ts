@@ -170,7 +170,7 @@ export class RedisIdentity {
   }
 
   #nextChange(): Promise<void> {
-    if (this.#closed || this.#waiters.length >= MAX_WAITERS) return Promise.resolve()
+    if (this.#waiters.length >= MAX_WAITERS) return Promise.resolve()
     return new Promise((resolve) => this.#waiters.push(resolve))
   }
 
@@ -181,7 +181,6 @@ export class RedisIdentity {
   }
 
   #watch(node: Redis): void {
-    if (this.#nodes.has(node)) return
     const changed = (): void => this.#changed()
     const ready = (): void => void this.#verify(node)
     node.on('connect', changed)
@@ -198,9 +197,8 @@ export class RedisIdentity {
   }
 
   #unwatch(node: Redis): void {
-    const state = this.#nodes.get(node)
-    if (state === undefined) return
-    if (state.timer !== undefined) clearTimeout(state.timer)
+    const state = this.#nodes.get(node) as NodeState
+    clearTimeout(state.timer)
     state.off()
     this.#nodes.delete(node)
     this.#failing.delete(node)
@@ -217,7 +215,7 @@ export class RedisIdentity {
     if (primaries === this.#primaries) return
     this.#primaries = primaries
     // Connect every primary now, so lookups do not meet unverified connections one node at a time.
-    for (const node of cluster.nodes('master')) if (node.status === 'wait') node.connect().catch(ignore)
+    for (const node of cluster.nodes('master')) if (node.status === 'wait') node.connect(ignore)
     this.#recheck()
   }
 
@@ -238,11 +236,11 @@ export class RedisIdentity {
   }
 
   async #verify(node: Redis): Promise<void> {
-    const state = this.#nodes.get(node)
-    const stream = streamOf(node)
-    if (this.#closed || state === undefined || stream === undefined) return
+    // Called on 'ready', from a retry timer or a recheck: never after close (listeners and timers are gone by then).
+    const state = this.#nodes.get(node) as NodeState
+    const stream = streamOf(node) as Socket
     const round = state.round
-    if (state.timer !== undefined) clearTimeout(state.timer)
+    clearTimeout(state.timer)
     state.timer = undefined
     try {
       const info = String(await node.info('server'))
@@ -251,7 +249,8 @@ export class RedisIdentity {
       const replica = this.#cluster && /^role:slave/m.test(String(await node.info('replication')))
       if (!replica) for (const context of this.#contexts) await this.#check(node, context, runId)
     } catch (err) {
-      if (streamOf(node) !== stream || state.round !== round || this.#closed) return
+      // Closed meanwhile, or the connection this check was for is gone: its successor gets its own check.
+      if (this.#closed || streamOf(node) !== stream) return
       this.report(err, 'identity check')
       this.#failing.add(node)
       state.timer = setTimeout(() => void this.#verify(node), RETRY_MS)
@@ -291,10 +290,8 @@ export class RedisIdentity {
   #identityKey(node: Redis, prefix: string): string | undefined {
     if (!this.#cluster) return `${prefix}:server`
     const slots = (this.#client as Cluster).slots
-    // No slot map yet: the first refresh checks every node again.
-    if (slots.length === 0) return undefined
     const self = `${String(node.options.host)}:${String(node.options.port)}`
-    for (let i = 0; i < 65_536; i++) {
+    for (let i = 0; i < 32_768; i++) {
       const key = `${prefix}:server:{${i}}`
       if (slots[keySlot(this.#keyPrefix + key)]?.[0] === self) return key
     }
@@ -309,4 +306,5 @@ export class RedisIdentity {
   }
 }
 
+/** A connect callback: a failed connect is reported by the node's own 'error' events. */
 function ignore(): void {}

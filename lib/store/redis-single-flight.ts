@@ -1,68 +1,101 @@
 import { randomBytes } from 'node:crypto'
 import type { Cluster, Redis } from 'ioredis'
+import { GroupcacheError } from '../errors.js'
+import type { Lease, SingleFlight, WaitOutcome } from './store.js'
+
+export type { Lease, WaitOutcome } from './store.js'
 
 /**
  * Fleet-wide single flight on Redis (DESIGN §10): when many processes miss the
  * same entry at once, one of them holds a short lease and runs the handler;
  * the others wait to be woken, then read the entry it stored.
  *
- * - The lease is `SET <lease key> <token> NX PX <leaseMs>`: it dies with its
- *   TTL when its holder crashes, so a crashed leader delays its followers by at
- *   most `leaseMs`, never longer.
+ * - The lease is `SET <lease key> <token> NX PX <leaseMs>` (in a script that
+ *   answers a refusal with the lease's remaining PTTL): it dies with its TTL
+ *   when its holder crashes, so a crashed leader delays its followers by at
+ *   most `leaseMs`, never longer. A follower wakes when that PTTL runs out and
+ *   asks again: one of them takes the lease over, the rest wait for it.
  * - Waiters are woken by one pub/sub message per released lease on one channel
  *   per prefix, read by one subscriber connection per instance (opened on first
  *   use): no polling, whatever the number of waiters.
- * - A wait is bounded: past `waitMs` (or when the lease expired unreleased),
- *   the waiter runs its own handler. Expiry under a slow leader can therefore
- *   let a second process run the handler: a small, documented number of runs,
- *   never a stall.
+ * - A wait is bounded by `waitMs` in total: past it the waiter runs its own
+ *   handler. A leader slower than `leaseMs` can therefore let a second process
+ *   run the handler: a small, documented number of runs, never a stall.
  */
 export interface SingleFlightOptions {
-  /** Key and channel prefix (the cache's prefix). */
-  readonly prefix: string
   /**
    * How long a lease lives unless released, in milliseconds: the longest a
-   * crashed leader can make others wait.
+   * crashed leader can make others wait before one of them takes over.
+   * Choose it above the slow end of the handlers' run time: a leader still
+   * running when its lease expires lets one more process run the handler.
    * @default 5000
    */
   readonly leaseMs?: number
   /**
-   * Longest a follower waits for the leader, in milliseconds (never longer
-   * than `leaseMs`: an unreleased lease has expired by then).
-   * @default 5000
+   * Longest a follower waits in total, in milliseconds, before it runs its
+   * own handler (across a take-over after a crashed leader).
+   * @default 10000
    */
   readonly waitMs?: number
 }
 
-/** Held by the process that runs the handler; `release()` wakes the others. */
-export interface Lease {
-  release(): Promise<void>
+type FlightClient = (Redis | Cluster) & {
+  gcAcquire(key: string, token: string, leaseMs: number): Promise<number>
+  gcRelease(key: string, token: string, channel: string, message: string): Promise<number>
 }
 
-type ReleaseClient = (Redis | Cluster) & {
-  gcRelease(key: string, token: string): Promise<number>
-}
+/** Takes the lease (-1), or answers how long the current holder's lease still lives, in ms. */
+const ACQUIRE_SCRIPT = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return -1
+end
+return redis.call('PTTL', KEYS[1])
+`
 
-/** Deletes the lease only if this holder still owns it (its TTL may have passed and another taken it). */
+/**
+ * Deletes the lease only if this holder still owns it (its TTL may have passed
+ * and another process taken it), and only then wakes the waiters: the holder
+ * that took it over is still running.
+ */
 const RELEASE_SCRIPT = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1])
+  redis.call('PUBLISH', ARGV[2], ARGV[3])
+  return 1
 end
 return 0
 `
 
-/** Outcome of waiting for another process's lease. */
-export type WaitOutcome = 'released' | 'timeout'
+/** Waking this long after a lease's PTTL ran out leaves it time to be gone on the server. */
+const EXPIRY_SLACK_MS = 5
 
 interface Waiter {
   resolve(outcome: WaitOutcome): void
-  timer: NodeJS.Timeout
+  timer: NodeJS.Timeout | undefined
 }
 
-export class RedisSingleFlight {
+function positiveInteger(value: unknown, name: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) <= 0) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `RedisStore option singleFlight.${name} must be a positive integer (milliseconds), got ${JSON.stringify(value)}`)
+  }
+  return value as number
+}
+
+/** Checks the RedisStore `singleFlight` option at construction; undefined when it is off. */
+export function singleFlightSettings(option: unknown): Required<SingleFlightOptions> | undefined {
+  if (option === undefined || option === false) return undefined
+  if (option === true) return { leaseMs: 5000, waitMs: 10_000 }
+  if (option === null || typeof option !== 'object') {
+    throw new GroupcacheError('GC_INVALID_OPTION', `RedisStore option singleFlight must be a boolean or { leaseMs, waitMs }, got ${JSON.stringify(option)}`)
+  }
+  const { leaseMs = 5000, waitMs = 10_000 } = option as SingleFlightOptions
+  return { leaseMs: positiveInteger(leaseMs, 'leaseMs'), waitMs: positiveInteger(waitMs, 'waitMs') }
+}
+
+export class RedisSingleFlight implements SingleFlight {
   readonly leaseMs: number
   readonly waitMs: number
-  readonly #client: ReleaseClient
+  readonly #client: FlightClient
   readonly #channel: string
   readonly #leasePrefix: string
   /** Waiters by lease key; bounded by the requests in flight in this process. */
@@ -71,12 +104,16 @@ export class RedisSingleFlight {
   #subscribed: Promise<void> | undefined
   #closed = false
 
-  constructor(client: Redis | Cluster, options: SingleFlightOptions) {
-    this.leaseMs = options.leaseMs ?? 5000
-    this.waitMs = options.waitMs ?? 5000
-    this.#client = client as ReleaseClient
+  /** `prefix`: the cache's key prefix, for the lease keys and the channel. */
+  constructor(client: Redis | Cluster, options: SingleFlightOptions & { readonly prefix: string }) {
+    const settings = singleFlightSettings({ leaseMs: options.leaseMs, waitMs: options.waitMs }) as Required<SingleFlightOptions>
+    this.leaseMs = settings.leaseMs
+    this.waitMs = settings.waitMs
+    this.#client = client as FlightClient
     this.#channel = `${options.prefix}:flight`
     this.#leasePrefix = `${options.prefix}:l:`
+    // Registered once per client, even when several stores share it.
+    if (typeof this.#client.gcAcquire !== 'function') client.defineCommand('gcAcquire', { numberOfKeys: 1, lua: ACQUIRE_SCRIPT })
     if (typeof this.#client.gcRelease !== 'function') client.defineCommand('gcRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT })
   }
 
@@ -87,34 +124,83 @@ export class RedisSingleFlight {
 
   /**
    * Takes the lease for an entry and returns it; or, when another process
-   * holds it, waits until that lease is released (at most `waitMs`) and
-   * returns how the wait ended. The waiter is registered before the lease is
-   * asked for, so a release published while the refusal is on its way back
-   * is never missed. Rejects only when Redis cannot be asked.
+   * holds it, waits until that lease is released and returns `'released'`.
+   * When the holder's lease expires unreleased (it crashed, or is slower than
+   * `leaseMs`), asks again: this call may then take the lease over. Past
+   * `waitMs` in total, returns `'timeout'`. Rejects only when Redis cannot be
+   * asked (a Redis that does not answer counts against `waitMs`).
    */
   async lead(entryKey: string): Promise<Lease | WaitOutcome> {
-    await this.#subscribe()
     const key = this.leaseKey(entryKey)
-    const token = randomBytes(9).toString('base64url')
-    const waiter = this.#park(key)
-    let taken: string | null
-    try {
-      taken = await this.#client.set(key, token, 'PX', this.leaseMs, 'NX')
-    } catch (err) {
-      waiter.cancel()
-      throw err
-    }
-    if (taken !== 'OK') return waiter.outcome
-    waiter.cancel()
-    return {
-      release: async () => {
-        await this.#client.gcRelease(key, token)
-        await this.#client.publish(this.#channel, key)
+    const deadline = Date.now() + this.waitMs
+    for (;;) {
+      const remaining = deadline - Date.now()
+      if (this.#closed || remaining <= 0) return 'timeout'
+      const token = randomBytes(9).toString('base64url')
+      // Parked before asking: a release published while the refusal is on its way back is never missed.
+      const waiter = this.#park(key)
+      let asked: number | 'timeout'
+      try {
+        asked = await this.#ask(key, token, remaining)
+      } catch (err) {
+        waiter.wake('timeout')
+        throw err
       }
+      if (asked === -1) {
+        waiter.wake('timeout')
+        // Never rejects (#release): a lease that could not be dropped dies with its TTL.
+        return { release: () => this.#release(key, token) }
+      }
+      if (asked === 'timeout') {
+        waiter.wake('timeout')
+        return 'timeout'
+      }
+      // A lease without a TTL is not ours to honour for ever: treat it as a fresh one.
+      const expiresIn = (asked < 0 ? this.leaseMs : asked) + EXPIRY_SLACK_MS
+      const left = deadline - Date.now()
+      const outcome = await waiter.wait(Math.min(left, expiresIn))
+      if (outcome === 'released' || expiresIn >= left) return outcome
     }
   }
 
-  #park(key: string): { outcome: Promise<WaitOutcome>; cancel(): void } {
+  /**
+   * Subscribes (once) and runs the acquire script, bounded by `boundMs`. A
+   * lease granted after the bound is released at once: nobody will run the
+   * handler for it.
+   */
+  #ask(key: string, token: string, boundMs: number): Promise<number | 'timeout'> {
+    const asking = this.#subscribe().then(() => this.#client.gcAcquire(key, token, this.leaseMs))
+    return new Promise((resolve, reject) => {
+      let late = false
+      const timer = setTimeout(() => {
+        late = true
+        resolve('timeout')
+        asking.then((taken) => (taken === -1 ? this.#release(key, token) : undefined), () => {})
+      }, boundMs)
+      asking.then(
+        (taken) => {
+          if (late) return
+          clearTimeout(timer)
+          resolve(taken)
+        },
+        (err: unknown) => {
+          if (late) return
+          clearTimeout(timer)
+          reject(err)
+        }
+      )
+    })
+  }
+
+  async #release(key: string, token: string): Promise<void> {
+    try {
+      await this.#client.gcRelease(key, token, this.#channel, key)
+    } catch {
+      // The lease dies with its TTL; its waiters wake then.
+    }
+  }
+
+  #park(key: string): { wait(ms: number): Promise<WaitOutcome>; wake(outcome: WaitOutcome): void } {
     let set = this.#waiters.get(key)
     if (set === undefined) this.#waiters.set(key, (set = new Set()))
     const waiters = set
@@ -123,16 +209,22 @@ export class RedisSingleFlight {
       waiter = {
         resolve: (result) => {
           clearTimeout(waiter.timer)
-          waiters.delete(waiter)
+          if (!waiters.delete(waiter)) return
           if (waiters.size === 0 && this.#waiters.get(key) === waiters) this.#waiters.delete(key)
           resolve(result)
         },
-        // A lease outlives no holder by more than leaseMs: past it, nobody will wake us.
-        timer: setTimeout(() => waiter.resolve('timeout'), Math.min(this.waitMs, this.leaseMs))
+        timer: undefined
       }
     })
     waiters.add(waiter)
-    return { outcome, cancel: () => waiter.resolve('timeout') }
+    return {
+      wait: (ms) => {
+        // Not unref'd: a request is waiting on it.
+        if (waiters.has(waiter)) waiter.timer = setTimeout(() => waiter.resolve('timeout'), ms)
+        return outcome
+      },
+      wake: (result) => waiter.resolve(result)
+    }
   }
 
   /** Waiters currently parked (for stats and tests). */
@@ -145,23 +237,26 @@ export class RedisSingleFlight {
   #subscribe(): Promise<void> {
     if (this.#subscribed !== undefined) return this.#subscribed
     // A connection in subscriber mode can send nothing else: a second one, owned here.
-    const subscriber = this.#client.duplicate()
+    const subscriber = (this.#client as { duplicate(): Redis | Cluster }).duplicate()
     this.#subscriber = subscriber
-    // Errors surface as failed acquire/release calls on the main client; the
-    // subscriber reconnects by itself, and a missed wake-up costs a bounded wait.
+    // Faults surface as failed acquire calls on the main client; the subscriber
+    // reconnects (and resubscribes) by itself, and a missed wake-up costs a bounded wait.
     subscriber.on('error', () => {})
     subscriber.on('message', (_channel: string, key: string) => {
       const set = this.#waiters.get(key)
       if (set !== undefined) for (const waiter of [...set]) waiter.resolve('released')
     })
-    this.#subscribed = subscriber.subscribe(this.#channel).then(
+    const subscribed = subscriber.subscribe(this.#channel).then(
       () => undefined,
       (err: unknown) => {
         this.#subscribed = undefined
+        this.#subscriber = undefined
+        subscriber.disconnect()
         throw err
       }
     )
-    return this.#subscribed
+    this.#subscribed = subscribed
+    return subscribed
   }
 
   /** Wakes every waiter (they run their own handlers) and closes the subscriber connection. */

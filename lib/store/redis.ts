@@ -1,12 +1,14 @@
-import { Redis, type Cluster, type RedisOptions } from 'ioredis'
+import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { GroupcacheError } from '../errors.js'
+import { loadIoredis } from './ioredis.js'
 import type { Logger } from '../core/generations.js'
 import { EntryKeys } from '../core/keys.js'
 import { BoundedMemo, stringBytes } from '../core/memo.js'
 import { keySlot } from './cluster-slot.js'
 import { BUMP_SCRIPT, SEED_SCRIPT } from './redis-scripts.js'
 import { RedisIdentity } from './redis-identity.js'
-import type { LookupResult, Store, StoreContext } from './store.js'
+import { RedisSingleFlight, singleFlightSettings, type SingleFlightOptions } from './redis-single-flight.js'
+import type { LookupResult, SingleFlight, Store, StoreContext } from './store.js'
 
 export interface RedisStoreOptions {
   /** A caller-owned ioredis `Redis` or `Cluster`. The store never closes it. */
@@ -23,6 +25,18 @@ export interface RedisStoreOptions {
    * @default 8388608 (8 MiB)
    */
   memoBytes?: number
+  /**
+   * Fleet-wide single flight (DESIGN §10): concurrent cold misses for one
+   * entry across processes run the handler once. The process that leads
+   * takes a short lease in Redis (one script per cold miss: SET NX PX) and
+   * releases it after storing the entry (one script: DEL + PUBLISH); the
+   * others wait on pub/sub (one extra subscriber connection per store, opened
+   * on the first cold miss), then read the stored entry. A crashed leader
+   * delays them by at most `leaseMs`. `true` takes the defaults
+   * (`leaseMs` 5000, `waitMs` 10000).
+   * @default false (coalescing stays per process)
+   */
+  singleFlight?: boolean | SingleFlightOptions
 }
 
 type ScriptClient = (Redis | Cluster) & {
@@ -86,6 +100,14 @@ export class RedisStore implements Store {
   #checked = false
   /** Verifies the server behind every connection before its replies are trusted (versions never go back). */
   readonly #identity: RedisIdentity
+  readonly #flightSettings: Required<SingleFlightOptions> | undefined
+  #flight: RedisSingleFlight | undefined
+  /**
+   * The first attached cache's prefix names the lease keys and the wake-up
+   * channel (lease keys embed the entry key, so caches sharing the store never collide).
+   */
+  #flightPrefix: string | undefined
+  #closed = false
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object' || (options.client === undefined) === (options.url === undefined)) {
@@ -98,14 +120,14 @@ export class RedisStore implements Store {
       if (typeof options.url !== 'string' || !/^rediss?:\/\//.test(options.url)) {
         throw new GroupcacheError('GC_INVALID_OPTION', `RedisStore option url must be a redis:// or rediss:// URL, got ${JSON.stringify(options.url)}`)
       }
-      this.client = new Redis(options.url, { maxRetriesPerRequest: 2, ...options.redisOptions })
+      this.client = new (loadIoredis().Redis)(options.url, { maxRetriesPerRequest: 2, ...options.redisOptions })
       this.#owned = true
       // An owned connection's errors (refused, reset) go to the cache's logger, rate-limited, never to stderr as unhandled.
       this.client.on('error', (err: unknown) => this.#identity.report(err, 'connection'))
     }
     this.#cluster = (this.client as { isCluster?: boolean }).isCluster === true
     const scaleReads = (this.client.options as { scaleReads?: unknown }).scaleReads
-    if (this.#cluster && scaleReads !== undefined && scaleReads !== 'master') {
+    if (this.#cluster && scaleReads !== 'master') {
       // A replica may not have an acknowledged bump yet: reading versions there could serve a pre-bump entry.
       throw new GroupcacheError('GC_INVALID_OPTION', `RedisStore: the Cluster client reads from replicas (scaleReads: ${JSON.stringify(scaleReads) ?? 'a function'}); versions must be read from primaries: leave scaleReads at 'master'`)
     }
@@ -116,6 +138,7 @@ export class RedisStore implements Store {
     }
     this.#versions = new BoundedMemo(memoBytes / 4, stringBytes)
     this.#entryKeys = new EntryKeys({ maxBytes: (memoBytes * 3) / 4 })
+    this.#flightSettings = singleFlightSettings(options.singleFlight)
     const client = this.client as Partial<ScriptClient> & (Redis | Cluster)
     // Registered once per client, even when several stores share it.
     if (typeof client.gcSeed !== 'function') client.defineCommand('gcSeed', { lua: SEED_SCRIPT })
@@ -134,7 +157,14 @@ export class RedisStore implements Store {
 
   /** A cache started on this store: its epoch is moved whenever the server's identity changes. */
   attach(context: StoreContext): void {
+    this.#flightPrefix ??= context.prefix
     this.#identity.attach(context)
+  }
+
+  /** Created on first use (the first cold miss), so a store that never misses opens no subscriber. */
+  get singleFlight(): SingleFlight | undefined {
+    if (this.#flightSettings === undefined || this.#closed) return undefined
+    return (this.#flight ??= new RedisSingleFlight(this.client, { prefix: this.#flightPrefix ?? 'gc', ...this.#flightSettings }))
   }
 
   async #lookupNow(versionKeys: readonly string[], requestKey: string, entryPrefix: string): Promise<LookupResult> {
@@ -255,6 +285,8 @@ export class RedisStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.#closed = true
+    await this.#flight?.close()
     this.#identity.close()
     if (this.#owned) await this.client.quit().catch(() => this.client.disconnect())
   }

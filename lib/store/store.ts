@@ -56,4 +56,31 @@ export interface Store {
    * @default false
    */
   readonly local?: boolean
+  /**
+   * Fleet-wide single flight (DESIGN §10), on a store that offers it
+   * (`RedisStore` with its `singleFlight` option): a cold miss that leads in
+   * its own process asks here before running the handler, so one process of
+   * the fleet runs it. Undefined when the store has none (the memory store:
+   * in-process coalescing already covers its only process).
+   */
+  readonly singleFlight?: SingleFlight | undefined
+}
+
+/** Held by the process that runs the handler for an entry (see {@link SingleFlight}). */
+export interface Lease {
+  /** Drops the lease and wakes the processes waiting on it. Never rejects. */
+  release(): Promise<void>
+}
+
+/** How a wait for another process's lease ended: released (re-read the entry), or given up. */
+export type WaitOutcome = 'released' | 'timeout'
+
+export interface SingleFlight {
+  /**
+   * Takes the lease on an entry (the caller runs the handler, stores, then
+   * releases it), or waits, bounded, for the process holding it. Rejects
+   * only when the store cannot be asked.
+   */
+  lead(entryKey: string): Promise<Lease | WaitOutcome>
+  close(): Promise<void>
 }

@@ -30,7 +30,12 @@ export async function makeConsumer(options: { without?: readonly string[] } = {}
     if (!left.has(name)) symlinkSync(join(ROOT, 'node_modules', name), join(modules, name))
   }
   // A build of its own, so the repository's dist/ is neither needed nor touched.
-  await run(process.execPath, [TSC, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(pkg, 'dist')], { cwd: ROOT })
+  try {
+    await run(process.execPath, [TSC, '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(pkg, 'dist')], { cwd: ROOT })
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true })
+    throw err
+  }
   copyFileSync(join(ROOT, 'package.json'), join(pkg, 'package.json'))
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
   return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) }

@@ -16,9 +16,13 @@ import { freePort } from './redis.js'
 export const VARNISHD = '/usr/sbin/varnishd'
 export const REPO_VCL = fileURLToPath(new URL('../../example-app/varnish/default.vcl', import.meta.url))
 
-const running = new Set<ChildProcess>()
+/** varnishd processes started and not stopped yet, with their working dirs: killed and removed if the test process exits first. */
+const running = new Map<ChildProcess, string>()
 process.once('exit', () => {
-  for (const proc of running) proc.kill('SIGKILL')
+  for (const [proc, dir] of running) {
+    proc.kill('SIGKILL') // its cache child exits with it (tested by hand: none left after the manager is killed)
+    rmSync(dir, { recursive: true, force: true })
+  }
 })
 
 export class Varnish {
@@ -68,7 +72,7 @@ export class Varnish {
     const port = await freePort()
     const args = ['-F', '-j', 'none', '-n', join(dir, 'work'), '-a', `127.0.0.1:${port}`, '-T', 'none', '-f', vclFile, '-s', 'malloc,32m', '-p', 'default_grace=0', '-p', 'default_keep=0']
     const proc = spawn(VARNISHD, args, { stdio: ['ignore', 'pipe', 'pipe'] })
-    running.add(proc)
+    running.set(proc, dir)
     proc.once('exit', () => running.delete(proc))
     const varnish = new Varnish(proc, dir, port)
     await varnish.#ready()
