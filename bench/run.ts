@@ -40,6 +40,7 @@ interface Pair {
 
 const PAIRS: Pair[] = [
   { name: 'memory hit, static route', baseline: 'bare', candidate: 'memory-hit', goal: 0.9 },
+  { name: 'memory hit, lookupAt onRequest', baseline: 'bare', candidate: 'memory-hit-onrequest', goal: 0.9 },
   { name: 'memory hit, /posts/:id, 2 groups', baseline: 'bare-param', candidate: 'memory-hit-param', goal: 0.9, posts: true },
   { name: 'Redis hit, static route', baseline: 'redis-get-hook', candidate: 'redis-hit', goal: 0.9, redisCpu: true },
   { name: 'Redis hit, /posts/:id, 2 groups', baseline: 'redis-get-hook-param', candidate: 'redis-hit-param', goal: 0.9, posts: true, redisCpu: true },

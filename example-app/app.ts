@@ -1,13 +1,16 @@
 import Fastify, { type FastifyInstance } from 'fastify'
-import groupcache, { type Store } from '../lib/index.js'
+import groupcache, { type FastifyGroupcacheOptions, type Store } from '../lib/index.js'
 import { Blog, feedGroup, tenantOf, type Post } from './blog.js'
 import { cacheMetrics } from './metrics.js'
 
-/** The blog on Fastify, cached by groupcache. Every group form appears once. */
-export async function buildApp(options: { store?: Store; logger?: boolean } = {}): Promise<FastifyInstance> {
+/**
+ * The blog on Fastify, cached by groupcache. Every group form appears once.
+ * `cache` adds plugin options (behind a CDN: `cdn`, `purgers`).
+ */
+export async function buildApp(options: { store?: Store; logger?: boolean; cache?: FastifyGroupcacheOptions } = {}): Promise<FastifyInstance> {
   const blog = new Blog()
   const app = Fastify({ logger: options.logger ?? false })
-  await app.register(groupcache, { ttl: 60, ...(options.store ? { store: options.store } : {}) })
+  await app.register(groupcache, { ttl: 60, ...(options.store ? { store: options.store } : {}), ...options.cache })
   type Id = { Params: { userId: string } }
 
   // Name with a value param: one group per user.

@@ -2,12 +2,13 @@ import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
 import { LRUCache } from 'lru-cache'
+import { graceOf, type BumpOptions } from './core/generations.js'
 import type { GroupDef, GroupValues } from './core/groups.js'
 import { GroupcacheError } from './errors.js'
 import { compileTable, expressPatternParams } from './express-patterns.js'
 import { cacheApi, type CacheApi } from './http/api.js'
 import { mergeVary, type HeaderBag } from './http/entry.js'
-import { whenReady, type Begin, type HttpRequest, type Miss, type ReadyResponse } from './http/http-cache.js'
+import { applyRecordedBumps, whenReady, type Begin, type HttpRequest, type Miss, type ReadyResponse } from './http/http-cache.js'
 import { CACHE_STATUS } from './http/cache-status.js'
 import type { HeaderPair } from './cdn/headers.js'
 import { createHttpCache, type GroupcacheOptions } from './http/options.js'
@@ -20,8 +21,10 @@ declare global {
       /**
        * Records a bump of a group, applied after the handler finishes and before
        * the response is written. Values default to `req.params`. Added by `gc.middleware()`.
+       * With `{ grace }` (seconds) it is a soft bump: the old entries may answer,
+       * stale, while one request per entry recomputes.
        */
-      bumpGroup(def: GroupDef, values?: GroupValues): this
+      bumpGroup(def: GroupDef, values?: GroupValues, options?: BumpOptions): this
     }
   }
 }
@@ -43,7 +46,7 @@ export interface ExpressCache extends CacheApi {
    * its bumps). A hit is answered here, after the middleware mounted before it.
    */
   route(options: RouteCacheOptions | true): RequestHandler
-  /** Tries pending bumps once more and closes the store. */
+  /** Tries pending bumps once more, closes the store, then the CDN purgers (sending what they hold). */
   close(): Promise<void>
 }
 
@@ -51,7 +54,11 @@ export interface ExpressCache extends CacheApi {
 interface Pending {
   bumps: string[]
   names: string[]
+  /** Seconds of grace per bump (0: hard). */
+  graces: number[]
   miss: Miss | undefined
+  /** stale-if-error: written instead of the handler's failed response. */
+  stale: ReadyResponse | undefined
   /** The request the miss is for (for its CDN headers). */
   request: HttpRequest | undefined
   /** Response headers when the handler started (set by middleware that runs on hits too). */
@@ -146,7 +153,7 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
   function pendingOf(res: Res): Pending {
     let pending = res[kPending]
     if (pending === undefined) {
-      pending = { bumps: [], names: [], miss: undefined, request: undefined, before: undefined, started: false }
+      pending = { bumps: [], names: [], graces: [], miss: undefined, stale: undefined, request: undefined, before: undefined, started: false }
       res[kPending] = pending
       hold(res, pending)
     }
@@ -167,7 +174,15 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
       released = true
       const calls = queue as (() => void)[]
       queue = undefined
-      for (const call of calls) call()
+      const stale = pending.stale
+      if (stale === undefined) {
+        for (const call of calls) call()
+        return
+      }
+      // stale-if-error: the held response is dropped (it was whole: nothing of it went out) and the stale entry is written as a hit would be.
+      for (const name of res.getHeaderNames()) if ((pending.before as HeaderBag)[name] === undefined) res.removeHeader(name)
+      // Not marked cacheable for a CDN: a stale answer is for this request only.
+      serve(res, stale, http.edgeHeaders((pending.miss as Miss).route, pending.request as HttpRequest, false, stale.headers['cache-control']))
     }
     /**
      * Runs the writeHead-time middleware now (on-headers listeners: the
@@ -226,7 +241,7 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
   async function beforeFirstByte(res: Response, pending: Pending, body: Buffer | typeof STREAMED | undefined, probe: () => void): Promise<void> {
     if (pending.bumps.length > 0) {
       const names = pending.names.splice(0)
-      const landed = await gens.bumpKeys(pending.bumps.splice(0), names)
+      const landed = await applyRecordedBumps(gens, pending.bumps.splice(0), names, pending.graces.splice(0))
       // Cache-Group-Invalidation (and, with awaitPurges, the purges) only once the bump landed.
       const invalidation = http.edge === undefined ? undefined : await http.edge.afterBump(names, landed)
       if (invalidation !== undefined) res.setHeader(invalidation[0], invalidation[1])
@@ -241,11 +256,14 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
       probe()
       headers = res.getHeaders()
       before = recomputedOnHits(before as HeaderBag, handlerEnd, headers)
+      // What a stale-if-error answer keeps, as a hit would have it (a session cookie set at writeHead time).
+      pending.before = before
       // Too big before encoding: the layer says so without the work of encoding it.
       const bytes = body as Buffer | undefined
       if (bytes === undefined || bytes.length <= miss.route.maxEntryBytes) stored = await writtenBody(bytes, handlerEnd, headers)
     }
     const finish = await http.finish(miss, res.statusCode, headers, stored, before)
+    pending.stale = finish.stale
     res.setHeader('cache-status', finish.cacheStatus)
     if (finish.etag !== undefined && !res.hasHeader('etag')) res.setHeader('etag', finish.etag)
     // Set after the entry was made: never stored.
@@ -253,13 +271,15 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
     for (const [name, value] of http.edgeHeaders(miss.route, pending.request as HttpRequest, kept, headers['cache-control'])) res.setHeader(name, value)
   }
 
-  function bumpGroup(this: Res, def: GroupDef, values?: GroupValues): Res {
+  function bumpGroup(this: Res, def: GroupDef, values?: GroupValues, options?: BumpOptions): Res {
     const { key, name } = http.bumpTarget(def, values ?? (this.req.params as GroupValues), this.req)
-    if (this.headersSent || this[kPending]?.started === true) void gens.bumpKeys([key], [name])
+    const grace = graceOf(options)
+    if (this.headersSent || this[kPending]?.started === true) void applyRecordedBumps(gens, [key], [name], [grace])
     else {
       const pending = pendingOf(this)
       pending.bumps.push(key)
       pending.names.push(name)
+      pending.graces.push(grace)
     }
     return this
   }
@@ -353,6 +373,7 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
           for (const { key, name } of targets) {
             pending.bumps.push(key)
             pending.names.push(name)
+            pending.graces.push(0)
           }
         }
         if (!checked.cached) return next()

@@ -1,13 +1,14 @@
 import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest, RouteHandlerMethod, RouteOptions } from 'fastify'
 import fp from 'fastify-plugin'
+import { graceOf, type BumpOptions } from './core/generations.js'
 import type { GroupDef, GroupValues } from './core/groups.js'
 import { GroupcacheError } from './errors.js'
 import { fastifyRouteParams } from './fastify-params.js'
 import { cacheApi, type CacheApi } from './http/api.js'
 import { CACHE_STATUS } from './http/cache-status.js'
-import { holdUntilDecided, type RawResponse } from './http/capture.js'
+import { holdUntilDecided, Replacement, type RawResponse } from './http/capture.js'
 import { mergeVary } from './http/entry.js'
-import { whenReady, type Begin, type HttpCache, type HttpRequest, type Miss, type ReadyResponse } from './http/http-cache.js'
+import { applyRecordedBumps, whenReady, type Begin, type HttpCache, type HttpRequest, type Miss, type ReadyResponse } from './http/http-cache.js'
 import { createHttpCache, type GroupcacheOptions } from './http/options.js'
 import type { HeaderPair } from './cdn/headers.js'
 import type { CompiledRoute, RouteCacheOptions } from './http/route.js'
@@ -42,9 +43,11 @@ declare module 'fastify' {
      * Records a bump of a group, applied after the handler finishes and before
      * the response is written. Values default to the request's params.
      * Returns this reply with the route's types, so a chained `.send()` is
-     * still checked against the route's `Reply` type.
+     * still checked against the route's `Reply` type. With `{ grace }` (seconds)
+     * it is a soft bump: the old entries may answer, stale, while one request
+     * per entry recomputes.
      */
-    bumpGroup(def: GroupDef, values?: GroupValues): this
+    bumpGroup(def: GroupDef, values?: GroupValues, options?: BumpOptions): this
   }
   interface FastifyInstance {
     groupcache: GroupcacheDecorator
@@ -59,6 +62,8 @@ const kCompiled = Symbol('groupcache.compiled')
 interface Bumps {
   keys: string[]
   names: string[]
+  /** Seconds of grace per bump (0: hard). */
+  graces: number[]
 }
 type Req = FastifyRequest & { [kMiss]: Miss | null }
 type Rep = FastifyReply & { [kBumps]: Bumps | null }
@@ -70,7 +75,7 @@ function addHook(routeOptions: RouteOptions, name: 'onRequest' | 'preHandler', h
 }
 
 function bumpsOf(reply: FastifyReply): Bumps {
-  return ((reply as Rep)[kBumps] ??= { keys: [], names: [] })
+  return ((reply as Rep)[kBumps] ??= { keys: [], names: [], graces: [] })
 }
 
 const plugin: FastifyPluginAsync<FastifyGroupcacheOptions> = async (fastify, options) => {
@@ -84,14 +89,16 @@ const plugin: FastifyPluginAsync<FastifyGroupcacheOptions> = async (fastify, opt
   fastify.decorate('groupcache', cacheApi(http))
   fastify.decorateRequest(kMiss, null)
   fastify.decorateReply(kBumps, null)
-  fastify.decorateReply('bumpGroup', function bumpGroup(this: FastifyReply, def: GroupDef, values?: GroupValues) {
+  fastify.decorateReply('bumpGroup', function bumpGroup(this: FastifyReply, def: GroupDef, values?: GroupValues, options?: BumpOptions) {
     const target = http.bumpTarget(def, values ?? (this.request.params as GroupValues), this.request)
+    const grace = graceOf(options)
     if (this.sent) {
-      void gens.bumpKeys([target.key], [target.name])
+      void applyRecordedBumps(gens, [target.key], [target.name], [grace])
     } else {
       const bumps = bumpsOf(this)
       bumps.keys.push(target.key)
       bumps.names.push(target.name)
+      bumps.graces.push(grace)
     }
     return this
   })
@@ -105,7 +112,7 @@ const plugin: FastifyPluginAsync<FastifyGroupcacheOptions> = async (fastify, opt
     if (bumps === null) return done(null, payload)
     ;(reply as Rep)[kBumps] = null
     const edge = http.edge
-    void gens.bumpKeys(bumps.keys, bumps.names).then(async (landed) => {
+    void applyRecordedBumps(gens, bumps.keys, bumps.names, bumps.graces).then(async (landed) => {
       // Cache-Group-Invalidation (and, with awaitPurges, the purges) only once the bump landed.
       const invalidation = edge === undefined ? undefined : await edge.afterBump(bumps.names, landed)
       if (invalidation !== undefined) reply.header(invalidation[0], invalidation[1])
@@ -162,6 +169,7 @@ function declaredBumpsHook(http: HttpCache, route: CompiledRoute) {
     for (const { key, name } of http.declaredBumpTargets(route, request.params as GroupValues, request)) {
       bumps.keys.push(key)
       bumps.names.push(name)
+      bumps.graces.push(0)
     }
     done()
   }
@@ -198,6 +206,25 @@ function setAll(reply: FastifyReply, headers: readonly HeaderPair[]): void {
   for (const [name, value] of headers) reply.header(name, value)
 }
 
+/** The headers of a cached answer written in place of a response: those set before the handler, then the stored ones. */
+function hitHeaders(before: Record<string, unknown>, answer: ReadyResponse, edge: readonly HeaderPair[]): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {}
+  for (const name of Object.keys(before)) {
+    const value = before[name]
+    out[name] = Array.isArray(value) ? value.map(String) : String(value)
+  }
+  for (const name of Object.keys(answer.headers)) {
+    const value = answer.headers[name] as string | string[]
+    out[name] = name === 'vary' && out.vary !== undefined ? mergeVary(out.vary, value) : value
+  }
+  for (const [name, value] of edge) out[name] = value
+  out['cache-status'] = answer.cacheStatus
+  // A stale answer is a stored entry: it always has an Age and a body.
+  out.age = answer.age as string
+  out['content-length'] = String((answer.body as Buffer).length)
+  return out
+}
+
 /**
  * 'close' comes after the response is sent or when the client goes away first;
  * either way, requests waiting on this miss must not wait longer.
@@ -215,7 +242,13 @@ function releaseOnClose(http: HttpCache, miss: Miss, reply: FastifyReply): void 
 function runMiss(http: HttpCache, miss: Miss, req: HttpRequest, reply: FastifyReply): void {
   const before = { ...reply.getHeaders() }
   holdUntilDecided(reply.raw as unknown as RawResponse, miss.route.maxEntryBytes, (out) =>
-    http.finish(miss, out.status, out.headers, out.body, before).then((finish) => {
+    http.finish(miss, out.status, out.headers, out.body, before).then((finish): Record<string, string> | Replacement => {
+      // stale-if-error: the stale entry is written as a hit would be, over the headers set before the handler.
+      // Not marked cacheable for a CDN: a stale answer is for this request only.
+      if (finish.stale !== undefined) {
+        const edge = http.edgeHeaders(miss.route, req, false, finish.stale.headers['cache-control'])
+        return new Replacement(finish.stale.status, hitHeaders(before, finish.stale, edge), finish.stale.body)
+      }
       const extra: Record<string, string> = { 'cache-status': finish.cacheStatus }
       if (finish.etag !== undefined && out.headers.etag === undefined) extra.etag = finish.etag
       // Added to what is written, after the entry was made: never stored.

@@ -1,60 +1,51 @@
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import { cdnConfig, cdnResponseHeaders, invalidationHeader } from '../lib/cdn/headers.js'
-import type { CdnPurger } from '../lib/cdn/purger.js'
 import { varnishPurger } from '../lib/cdn/varnish.js'
-import { compileGroup, groupName, type GroupValues } from '../lib/core/groups.js'
-import groupcache, { type RouteCacheOptions } from '../lib/index.js'
+import groupcache, { type CdnOptions } from '../lib/index.js'
 import { buildApp } from '../example-app/app.js'
+import { freePort } from './helpers/redis.js'
 import { Varnish } from './helpers/varnish.js'
 
 /**
  * End to end through a real Varnish (vmod xkey) running the repo's VCL in
- * front of a Fastify app cached by groupcache: Varnish caches by the headers
- * the app emits, and a bump makes its next response fresh.
+ * front of a Fastify app cached by groupcache with its `cdn`, `purgers` and
+ * `awaitPurges` options: Varnish caches by the headers the plugin emits, and a
+ * bump makes its next response fresh.
  */
 
-const cdn = cdnConfig({ headers: ['cacheGroups', 'xkey'], edgeTtl: 'cdn-cache-control' })
-const userGroup = compileGroup('user:userId')
-const nameOf = (params: unknown): string => groupName(userGroup.encode(params as GroupValues))
+const cdn: CdnOptions = { headers: ['cacheGroups', 'xkey'], edgeTtl: 'cdn-cache-control' }
 
-async function setup(t: Test) {
+/**
+ * Varnish first (on the port the app will listen on: the purger needs
+ * Varnish's URL at registration), then the app. `purge`: how a bump reaches
+ * Varnish — an awaited purge, a queued one (a long window: only idle() or
+ * close() sends it), or none (only a mutation passing through Varnish).
+ */
+async function setup(t: Test, purge: 'awaited' | 'queued' | 'none') {
+  const port = await freePort()
+  const varnish = await Varnish.start(port)
+  const purger = varnishPurger({ url: varnish.url, windowMs: 60_000 })
   const app = Fastify()
-  await app.register(groupcache, { ttl: 60 })
+  await app.register(groupcache, { ttl: 60, cdn, purgers: purge === 'none' ? [] : [purger], awaitPurges: purge === 'awaited' })
   const users = new Map([['42', 'Ada'], ['7', 'Grace']])
   let handlerRuns = 0
-
-  // What the plugin's `cdn` option is to do (README "Behind a CDN"): name the response's groups for the edge.
-  const tagResponse = (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: (err: null, p: unknown) => void): void => {
-    for (const [name, value] of cdnResponseHeaders(cdn, [nameOf(request.params)], 60)) reply.header(name, value)
-    done(null, payload)
-  }
   type Id = { Params: { userId: string } }
-  app.get<Id>('/users/:userId', { config: { cache: { groups: ['user:userId'] } }, onSend: tagResponse }, async (request) => {
+  app.get<Id>('/users/:userId', { config: { cache: { groups: ['user:userId'] } } }, async (request) => {
     handlerRuns++
     return { id: request.params.userId, name: users.get(request.params.userId) }
   })
-  let purger: CdnPurger | undefined
-  // Renames, bumps, and when asked waits for the purge (read-your-writes through the proxy).
-  app.put<Id & { Body: { name: string; awaitPurge?: boolean } }>('/users/:userId', async (request, reply) => {
+  app.put<Id & { Body: { name: string } }>('/users/:userId', async (request, reply) => {
     users.set(request.params.userId, request.body.name)
-    await app.groupcache.bump('user:userId', request.params)
-    if (request.body.awaitPurge === true) await purger?.idle()
-    const header = invalidationHeader(cdn, [nameOf(request.params)])
-    if (header !== undefined) reply.header(...header)
+    reply.bumpGroup('user:userId')
     return { ok: true }
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as { port: number }
-  const varnish = await Varnish.start(port)
-  // A long window: only an awaited purge (idle() flushes at once) can land before the next request.
-  purger = varnishPurger({ url: varnish.url, windowMs: 500 })
+  await app.listen({ port, host: '127.0.0.1' })
   t.teardown(async () => {
-    await purger?.close()
-    await varnish.stop()
     await app.close()
+    await purger.close()
+    await varnish.stop()
   })
-  return { purger, app, varnish, runs: () => handlerRuns }
+  return { purger, app, varnish, origin: `http://127.0.0.1:${port}`, runs: () => handlerRuns }
 }
 
 async function get(url: string): Promise<{ name: string; cache: string | null; groups: string | null; xkey: string | null; ttl: string | null }> {
@@ -67,19 +58,19 @@ async function put(url: string, body: object): Promise<Response> {
   return fetch(url, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
 }
 
-t.test('Varnish caches by the groups; an awaited purge after a bump makes its next response fresh', async (t) => {
-  const { app, varnish, purger, runs } = await setup(t)
-  const off = app.groupcache.cache.onBump(purger.onBump)
-  const origin = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+t.test('Varnish caches by the groups; with awaitPurges, a mutation answers once Varnish is fresh', async (t) => {
+  const { app, varnish, purger, origin, runs } = await setup(t, 'awaited')
 
   const first = await get(`${varnish.url}/users/42`)
-  t.match(first, { name: 'Ada', cache: 'MISS', groups: '"gc/user:42", "gc"', xkey: null, ttl: 'max-age=60' }, 'tagged by the app; xkey kept inside Varnish')
+  t.match(first, { name: 'Ada', cache: 'MISS', groups: '"gc/user:42", "gc"', xkey: null, ttl: 'max-age=60' }, 'tagged by the plugin; xkey kept inside Varnish')
   t.match(await get(`${varnish.url}/users/42`), { name: 'Ada', cache: 'HIT' }, 'cached at Varnish')
   t.match(await get(`${varnish.url}/users/7`), { name: 'Grace', cache: 'MISS' })
   t.equal(runs(), 2)
 
   // The mutation goes straight to the origin, not through Varnish: only the purge can reach Varnish.
-  t.equal((await put(`${origin}/users/42`, { name: 'Ada L.', awaitPurge: true })).status, 200)
+  const renamed = await put(`${origin}/users/42`, { name: 'Ada L.' })
+  t.equal(renamed.status, 200)
+  t.equal(renamed.headers.get('cache-group-invalidation'), '"gc/user:42"')
   t.match(await get(`${varnish.url}/users/42`), { name: 'Ada L.', cache: 'MISS' }, 'fresh right after the mutation answered')
   t.match(await get(`${varnish.url}/users/42`), { name: 'Ada L.', cache: 'HIT' })
   t.match(await get(`${varnish.url}/users/7`), { name: 'Grace', cache: 'HIT' }, 'other groups untouched')
@@ -88,18 +79,16 @@ t.test('Varnish caches by the groups; an awaited purge after a bump makes its ne
   await app.groupcache.clear()
   await purger.idle()
   t.match(await get(`${varnish.url}/users/7`), { cache: 'MISS' })
-  off()
 })
 
-t.test('without an awaited purge, Varnish serves the old copy until the purge arrives (documented)', async (t) => {
-  const { app, varnish, purger } = await setup(t)
-  const origin = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+t.test('without awaitPurges, Varnish serves the old copy until the purge arrives (documented)', async (t) => {
+  const { varnish, purger, origin } = await setup(t, 'queued')
   t.match(await get(`${varnish.url}/users/42`), { name: 'Ada', cache: 'MISS' })
-  await put(`${origin}/users/42`, { name: 'Ada L.' })
-  t.match(await get(`${varnish.url}/users/42`), { name: 'Ada', cache: 'HIT' }, 'no purger subscribed: stale at the edge (the origin itself is fresh)')
+  t.equal((await put(`${origin}/users/42`, { name: 'Ada L.' })).status, 200)
+  t.match(await get(`${varnish.url}/users/42`), { name: 'Ada', cache: 'HIT' }, 'purge still queued: stale at the edge (the origin itself is fresh)')
   t.match(await get(`${origin}/users/42`), { name: 'Ada L.' })
-  await purger.purge(['user:42'])
-  t.match(await get(`${varnish.url}/users/42`), { name: 'Ada L.', cache: 'MISS' }, 'fresh once the purge landed')
+  await purger.idle()
+  t.match(await get(`${varnish.url}/users/42`), { name: 'Ada L.', cache: 'MISS' }, 'fresh once the queued purge was sent')
 
   // Soft purge (xkey.softpurge): the object is kept stale for grace (0 s in this Varnish), so the next request refetches too.
   const soft = varnishPurger({ url: varnish.url, soft: true })
@@ -114,7 +103,7 @@ t.test('without an awaited purge, Varnish serves the old copy until the purge ar
 })
 
 t.test('RFC 9875: a mutation through Varnish invalidates by its Cache-Group-Invalidation, no purger needed', async (t) => {
-  const { varnish } = await setup(t)
+  const { varnish } = await setup(t, 'none')
   t.match(await get(`${varnish.url}/users/42`), { name: 'Ada', cache: 'MISS' })
   t.match(await get(`${varnish.url}/users/7`), { name: 'Grace', cache: 'MISS' })
   const res = await put(`${varnish.url}/users/42`, { name: 'Ada L.' })
@@ -125,26 +114,15 @@ t.test('RFC 9875: a mutation through Varnish invalidates by its Cache-Group-Inva
 })
 
 t.test('the Fastify example behind Varnish: its own mutations purge the groups they bump', async (t) => {
-  const app = await buildApp()
-  // Stand-in for the plugin's `cdn` option: tag each cached GET with its route's groups.
-  app.addHook('onSend', (request, reply, payload, done) => {
-    const cache = request.routeOptions.config.cache as RouteCacheOptions | boolean | undefined
-    if (request.method === 'GET' && typeof cache === 'object') {
-      const defs = cache.groups ?? (cache.group === undefined ? [] : [cache.group])
-      const names = defs.map((def) => groupName(compileGroup(def).encode(request.params as GroupValues, request)))
-      for (const [name, value] of cdnResponseHeaders(cdn, names, cache.ttl ?? 60)) reply.header(name, value)
-    }
-    done(null, payload)
-  })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const origin = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
-  const varnish = await Varnish.start((app.server.address() as { port: number }).port)
+  const port = await freePort()
+  const varnish = await Varnish.start(port)
   const purger = varnishPurger({ url: varnish.url })
-  app.groupcache.cache.onBump(purger.onBump)
+  const app: FastifyInstance = await buildApp({ cache: { cdn, purgers: [purger] } })
+  await app.listen({ port, host: '127.0.0.1' })
+  const origin = `http://127.0.0.1:${port}`
   t.teardown(async () => {
-    await purger.close()
-    await varnish.stop()
     await app.close()
+    await varnish.stop()
   })
   const read = async (path: string): Promise<{ body: string; cache: string | null; groups: string | null }> => {
     const res = await fetch(`${varnish.url}${path}`)
@@ -159,7 +137,8 @@ t.test('the Fastify example behind Varnish: its own mutations purge the groups t
   t.match(await read('/posts'), { cache: 'MISS' })
 
   // reply.bumpGroup('user:userId') in the example's PUT, sent to the origin.
-  await fetch(`${origin}/users/1`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Renamed' }) })
+  const rename = await fetch(`${origin}/users/1`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'Renamed' }) })
+  t.equal(rename.headers.get('cache-group-invalidation'), '"gc/user:1"')
   await purger.idle()
   const renamed = await read('/users/1')
   t.match(renamed, { cache: 'MISS' }, 'purged by the name the plugin gave the bump')

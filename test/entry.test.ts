@@ -1,6 +1,6 @@
 import t from 'tap'
 import { decodeEntry, EntryDecoder, encodeEntry, makeEntry, mergeVary, storableHeaders } from '../lib/http/entry.js'
-import { ifNoneMatchMatches } from '../lib/http/policy.js'
+import { headerTokens, ifNoneMatchMatches } from '../lib/http/policy.js'
 import { ageValue } from '../lib/http/cache-status.js'
 
 t.test('hop-by-hop, per-response and per-client headers are not stored', async (t) => {
@@ -123,4 +123,10 @@ t.test('Age values past a day are made on demand', async (t) => {
   t.equal(ageValue(5), '5')
   t.equal(ageValue(5), ageValue(5))
   t.equal(ageValue(90_000), '90000')
+})
+
+t.test('header tokens of a list header, repeated or not', async (t) => {
+  t.same(headerTokens(['Origin', 'Accept-Encoding, X-A ']), ['origin', 'accept-encoding', 'x-a'])
+  t.same(headerTokens('a,, b'), ['a', 'b'])
+  t.same(headerTokens(undefined), [])
 })

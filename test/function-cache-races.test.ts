@@ -6,6 +6,14 @@ import { gate } from './helpers/matrix.js'
 
 let n = 0
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20))
+/** Polls until a condition holds: a fixed sleep is not enough for Redis round trips on a loaded machine. */
+async function until(condition: () => boolean, ms = 5000): Promise<boolean> {
+  for (const end = Date.now() + ms; !condition(); ) {
+    if (Date.now() > end) return false
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+  return true
+}
 
 /** A computation the test finishes when it wants, counting its runs. */
 function controlled<T>(result: () => T) {
@@ -45,8 +53,9 @@ for (const kit of await storeKits(t)) {
 
     await t.test('a coalesced follower gets its own copy, not the leader\'s object', async (t) => {
       const { state, compute } = controlled(() => ({ buf: Buffer.from([1, 2]), list: [1] }))
+      const collapsedBefore = cache.getStats().collapsed
       const calls = [cache.getOrSet(['follow'], {}, compute), cache.getOrSet(['follow'], {}, compute), cache.getOrSet(['follow'], {}, compute)]
-      await settle()
+      await until(() => state.runs === 1 && cache.getStats().collapsed - collapsedBefore === 2)
       state.release.open()
       const [leader, a, b] = await Promise.all(calls)
       t.equal(state.runs, 1)
@@ -62,11 +71,11 @@ for (const kit of await storeKits(t)) {
       let version = 'old'
       const { state, compute } = controlled(() => `computed from ${version} data`)
       const running = cache.getOrSet(['del-race'], { id: 1 }, compute)
-      await settle()
+      await until(() => state.runs === 1)
       version = 'new'
       await cache.delete(['del-race'], { id: 1 })
       const late = cache.getOrSet(['del-race'], { id: 1 }, compute)
-      await settle()
+      await until(() => state.runs === 2)
       t.equal(state.runs, 2, 'a call after the delete does not join the old computation')
       state.release.open()
       t.equal(await running, 'computed from new data', 'the caller that overlapped the delete still gets an answer')
@@ -77,7 +86,7 @@ for (const kit of await storeKits(t)) {
     await t.test('a delete wins over a computation whose result was not stored (no later call)', async (t) => {
       const { state, compute } = controlled(() => 'stale')
       const running = cache.getOrSet(['del-only'], {}, compute)
-      await settle()
+      await until(() => state.runs === 1)
       await cache.delete(['del-only'])
       state.release.open()
       t.equal(await running, 'stale')
@@ -98,7 +107,7 @@ for (const kit of await storeKits(t)) {
         { name: 'render-race' }
       )
       const running = render({ id: 1 })
-      await settle()
+      await until(() => runs === 1)
       source = 'new'
       await render.invalidate({ id: 1 })
       release.open()
@@ -110,7 +119,7 @@ for (const kit of await storeKits(t)) {
     await t.test('an invalidate (group bump) that returned orphans a running computation', async (t) => {
       const { state, compute } = controlled(() => 'before the bump')
       const running = cache.getOrSet(['user:userId'], { userId: 5 }, compute)
-      await settle()
+      await until(() => state.runs === 1)
       await cache.invalidate(['user:userId'], { userId: 5 })
       const after = cache.getOrSet(['user:userId'], { userId: 5 }, async () => 'after the bump')
       t.equal(await after, 'after the bump', 'a call after the bump does not join the running computation')
@@ -124,7 +133,7 @@ for (const kit of await storeKits(t)) {
       })
       state.release = gate()
       const call = fn()
-      await settle()
+      await until(() => state.runs === 2)
       await fn.clear()
       state.release.open()
       const first = await call
@@ -134,7 +143,7 @@ for (const kit of await storeKits(t)) {
     await t.test('a set that returned wins over a computation already running', async (t) => {
       const { state, compute } = controlled(() => 'computed')
       const running = cache.getOrSet(['set-race'], {}, compute)
-      await settle()
+      await until(() => state.runs === 1)
       await cache.set(['set-race'], {}, 'explicit')
       state.release.open()
       t.equal(await running, 'computed')
@@ -238,4 +247,57 @@ t.test('the in-flight table is bounded: past maxInflight a call computes without
   t.equal(new GenerationalCache().maxInflight, 10_000, 'the documented default')
   t.throws(() => new GenerationalCache({ maxInflight: 0 }), { code: 'GC_INVALID_OPTION' })
   t.throws(() => new GenerationalCache({ maxInflight: 1.5 }), { code: 'GC_INVALID_OPTION', message: /option maxInflight must be a positive integer/ })
+})
+
+t.test('engine details the mutation run found untested', async (t) => {
+  const warnings: [unknown, string | undefined][] = []
+  const faulty = new FaultyStore(new MemoryStore())
+  const cache = new GenerationalCache({ store: faulty, maxInflight: 1, logger: { warn: (o, m) => warnings.push([o, m]), error() {} } })
+  t.equal(cache.maxInflight, 1, 'maxInflight 1 is valid')
+
+  let runs = 0
+  const one = cache.wrap(async function one() {
+    return ++runs
+  })
+  const two = cache.wrap(async function two() {
+    return ++runs
+  })
+  await one()
+  await two()
+  await one.clear()
+  await one()
+  await two()
+  t.equal(runs, 3, 'clear() orphans its own function only')
+
+  const before = cache.getStats()
+  await cache.get(['stats'])
+  await cache.set(['stats'], {}, 1)
+  await cache.get(['stats'])
+  const after = cache.getStats()
+  t.equal(after.misses - before.misses, 1)
+  t.equal(after.hits - before.hits, 1)
+
+  const nullable = cache.wrap(async function nullable(v: null) {
+    return v === null ? 'null arg' : 'other'
+  })
+  t.equal(await nullable(null), 'null arg', 'null as the first argument is a positional value, not values')
+  t.throws(() => cache.wrap(async function named() {}, { name: 42 as never }), { code: 'GC_INVALID_OPTION', message: /option name is required/ })
+
+  const custom = cache.bind(['first:userId', 'second:blogId'])
+  await custom.set({ userId: 1, blogId: 2 }, 'both')
+  t.equal(await custom.invalidate({ blogId: 2 }), true, 'a bound group the values cannot resolve is skipped, not an error')
+  t.equal(await custom.get({ userId: 1, blogId: 2 }), undefined)
+
+  faulty.setFault('error')
+  const errors = cache.getStats().errors
+  await cache.set(['g'], {}, 1)
+  await cache.delete(['g'])
+  t.equal(await cache.getOrSet(['g'], {}, () => 'computed'), 'computed')
+  t.equal(cache.getStats().errors - errors, 3, 'each fault counted')
+  t.match(warnings.map(([o, m]) => [o, m]), [
+    [{ err: { message: /store is down/ } }, 'groupcache: function cache set failed; served uncached'],
+    [{ err: Error }, 'groupcache: function cache delete failed; served uncached'],
+    [{ err: Error }, 'groupcache: function cache lookup failed; served uncached']
+  ])
+  faulty.setFault('none')
 })

@@ -51,6 +51,13 @@ t.test('a body written in chunks under a declared Content-Length is collected be
   t.ok(Buffer.isBuffer(seen[0]?.body))
   t.equal(String(seen[0]?.body), 'hello world')
   t.equal(callbacks, 2, 'write and end callbacks are called')
+  const plain = await serverWith(1024, () => ({}), (res) => {
+    res.writeHead(200, { 'content-length': '4' })
+    res.write('ab')
+    res.end('cd')
+  })
+  t.equal((await plain.get()).body, 'abcd', 'an end without a callback')
+  t.equal(String(plain.seen[0]?.body), 'abcd')
 })
 
 t.test('a body over collectBytes, or with no length, is decided as streamed at its first chunk', async (t) => {
@@ -92,9 +99,13 @@ t.test('a decision that throws or rejects still lets the response out, unchanged
     },
     () => Promise.reject(new Error('decide rejected (test)'))
   ] as Decide[]) {
-    const { get } = await serverWith(1024, decide, (res) => res.end('still served'))
+    const { get } = await serverWith(1024, decide, (res) => {
+      res.writeHead(201, { 'x-handler': 'kept' })
+      res.end('still served')
+    })
     const r = await get()
-    t.equal(r.status, 200)
+    t.equal(r.status, 201)
+    t.equal(r.headers['x-handler'], 'kept')
     t.equal(r.body, 'still served')
   }
 })

@@ -74,7 +74,10 @@ await matrix(t, async (t, { app, store }) => {
     await until(() => a.api.stats().pendingBumps === 0, 'the pending bump to land')
     const after = await a.request('GET', '/users/1')
     t.equal(after.body, 'v1')
-    t.equal(after.headers['cache-status'], 'groupcache; fwd=miss; stored', 'the bump landed: the old entry is orphaned')
+    // On a loaded machine the retry (50 ms) can land before `during` is looked up: `during` is then the
+    // miss that stored the new entry and `after` its hit. Either way nothing from before the bump is served.
+    const expected = during.headers['cache-status'] === 'groupcache; fwd=bypass; detail=pending-bump' ? 'groupcache; fwd=miss; stored' : /^groupcache; hit/
+    t.match(after.headers['cache-status'], expected, 'the bump landed: the old entry is orphaned')
   })
 
   await t.test('while a bump is pending, its groups bypass the cache', async (t) => {

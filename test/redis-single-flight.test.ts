@@ -1,5 +1,5 @@
 import t from 'tap'
-import { RedisSingleFlight, type Lease } from '../lib/store/redis-single-flight.js'
+import { RedisSingleFlight, singleFlightSettings, type Lease } from '../lib/store/redis-single-flight.js'
 import { startRedis } from './helpers/redis.js'
 
 const server = await startRedis()
@@ -41,16 +41,31 @@ t.test('one leader among concurrent callers on three connections; the others are
   t.equal(instances.reduce((sum, f) => sum + f.waiting, 0), 0, 'nothing left parked')
 })
 
-t.test('a crashed leader delays followers by at most the lease TTL, and the next caller can lead', async (t) => {
-  const [a, b] = fleet({ leaseMs: 300, waitMs: 10_000 }) as [RedisSingleFlight, RedisSingleFlight]
+t.test('a crashed leader delays followers by at most the lease TTL: one follower takes the lease over, the other waits for it', async (t) => {
+  const [a, b, c] = fleet({ leaseMs: 300, waitMs: 10_000 }) as [RedisSingleFlight, RedisSingleFlight, RedisSingleFlight]
   const crashed = await a.lead('entry-b')
   t.ok(isLease(crashed), 'a holds the lease and never releases it')
   const before = Date.now()
-  t.equal(await b.lead('entry-b'), 'timeout', 'the follower gives up when the lease must have expired')
-  t.ok(Date.now() - before < 2000, 'bounded by the lease, not by waitMs')
-  const next = await b.lead('entry-b')
-  t.ok(isLease(next), 'the expired lease is free again')
-  await (next as Lease).release()
+  const outcomes = [b.lead('entry-b'), c.lead('entry-b')]
+  const first = await Promise.race(outcomes)
+  t.ok(isLease(first), 'the first follower to settle took the expired lease over')
+  t.ok(Date.now() - before < 2000, 'within about the lease TTL, not waitMs')
+  await (first as Lease).release()
+  const both = await Promise.all(outcomes)
+  t.equal(both.filter(isLease).length, 1, 'exactly one take-over')
+  t.ok(both.includes('released'), "the other was woken by the new holder's release")
+})
+
+t.test('a wait gives up at waitMs in total, across re-asks; a lease key without a TTL is not honoured for ever', async (t) => {
+  const [b] = fleet({ leaseMs: 100, waitMs: 350 }) as [RedisSingleFlight]
+  // A lease nobody will release and that never expires (set by hand: leases always have a TTL).
+  await clients[0]?.set(b.leaseKey('entry-w'), 'someone')
+  const before = Date.now()
+  t.equal(await b.lead('entry-w'), 'timeout')
+  const waited = Date.now() - before
+  t.ok(waited >= 340 && waited < 3000, `gave up after waitMs, re-asking every leaseMs meanwhile (${waited} ms)`)
+  t.equal(b.waiting, 0)
+  await clients[0]?.del(b.leaseKey('entry-w'))
 })
 
 t.test('a holder whose lease expired does not release the lease another process took since', async (t) => {
@@ -82,4 +97,75 @@ t.test('close() wakes its waiters and a fault rejects lead() without leaving a w
   await t.rejects(flight.lead('entry-e'))
   t.equal(flight.waiting, 0)
   await flight.close()
+})
+
+t.test('the option is checked at construction, naming the field at fault', async (t) => {
+  t.equal(singleFlightSettings(undefined), undefined)
+  t.equal(singleFlightSettings(false), undefined)
+  t.same(singleFlightSettings(true), { leaseMs: 5000, waitMs: 10_000 })
+  t.same(singleFlightSettings({ leaseMs: 800 }), { leaseMs: 800, waitMs: 10_000 })
+  t.throws(() => singleFlightSettings('yes'), { code: 'GC_INVALID_OPTION', message: /singleFlight must be a boolean/ })
+  t.throws(() => singleFlightSettings(null), { code: 'GC_INVALID_OPTION' })
+  t.throws(() => singleFlightSettings({ leaseMs: 0 }), { code: 'GC_INVALID_OPTION', message: /singleFlight\.leaseMs/ })
+  t.throws(() => singleFlightSettings({ waitMs: 1.5 }), { code: 'GC_INVALID_OPTION', message: /singleFlight\.waitMs/ })
+  t.throws(() => new RedisSingleFlight(clients[0] as never, { prefix: 'x', leaseMs: -1 }), { code: 'GC_INVALID_OPTION' })
+})
+
+t.test('a Redis that does not answer costs at most waitMs; a lease granted after that is released at once', async (t) => {
+  const frozen = await startRedis()
+  const client = frozen.client()
+  const flight = new RedisSingleFlight(client, { prefix: 'sf-frozen', leaseMs: 5000, waitMs: 300 })
+  t.teardown(async () => {
+    frozen.thaw()
+    await flight.close()
+    client.disconnect()
+    await frozen.stop()
+  })
+  const warm = await flight.lead('warm')
+  t.ok(isLease(warm))
+  await (warm as Lease).release()
+  frozen.freeze()
+  const before = Date.now()
+  t.equal(await flight.lead('entry-f'), 'timeout', 'gave up instead of hanging')
+  t.ok(Date.now() - before < 3000)
+  frozen.thaw()
+  // The SET NX sent while frozen is answered now, and its lease dropped: the next caller leads.
+  const observer = frozen.client()
+  t.teardown(() => observer.disconnect())
+  let leaseLeft = 1
+  for (let i = 0; i < 100 && leaseLeft === 1; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    leaseLeft = await observer.exists(flight.leaseKey('entry-f'))
+  }
+  t.equal(leaseLeft, 0, 'the late lease was released, long before its 5 s TTL')
+})
+
+t.test('a closed instance leads nothing and opens no connection', async (t) => {
+  const [a] = fleet() as [RedisSingleFlight]
+  await a.close()
+  await a.close()
+  t.equal(await a.lead('entry-closed'), 'timeout')
+  t.equal(await clients[0]?.exists(a.leaseKey('entry-closed')), 0)
+})
+
+t.test('a subscriber that cannot subscribe rejects lead(); the next call tries again', async (t) => {
+  const client = server.client()
+  const flight = new RedisSingleFlight(client, { prefix: 'sf-nosub' })
+  t.teardown(async () => {
+    await flight.close()
+    client.disconnect()
+  })
+  const duplicate = client.duplicate.bind(client)
+  let broken = true
+  client.duplicate = () => {
+    const sub = duplicate()
+    if (broken) sub.disconnect()
+    return sub
+  }
+  await t.rejects(flight.lead('entry-s'))
+  t.equal(flight.waiting, 0)
+  broken = false
+  const lease = await flight.lead('entry-s')
+  t.ok(isLease(lease), 'subscribed on the second try')
+  await (lease as Lease).release()
 })

@@ -15,6 +15,8 @@ t.test('normalizeQuery', async (t) => {
   t.not(normalizeQuery('q=%zz+a', true), normalizeQuery('q=%25zz%2Ba', true), 'a malformed component is never equal to a decoded one')
   t.not(normalizeQuery('q=%e9', true), normalizeQuery('q=%25e9', true))
   t.equal(normalizeQuery('q=%zz', true), normalizeQuery('q=%zz', true))
+  t.equal(normalizeQuery('b=1&%zz=2&a=3', true), '[[["%zz"],"2"],["a","3"],["b","1"]]', 'a malformed name sorts by its raw text')
+  t.equal(normalizeQuery('%zz=2', new Set(['%zz'])), '', 'and never matches an allowlist')
 })
 
 t.test('canonicalQuery: the parsed query in a form two different queries never share', async (t) => {

@@ -1,5 +1,5 @@
 import { GroupcacheError } from '../errors.js'
-import { positiveNumber, Generations, type GenerationsOptions } from './generations.js'
+import { positiveNumber, Generations, type BumpOptions, type GenerationsOptions } from './generations.js'
 import type { CompiledGroup, GroupDef, GroupValues } from './groups.js'
 import { versionKey } from './keys.js'
 import { canonicalArguments, canonicalText, decodeValue, encodeValue } from './values.js'
@@ -46,9 +46,10 @@ export interface BoundCache {
   /**
    * Bumps every bound group the values can resolve (a group naming a param the
    * values lack is left alone; groups with no params are always bumped).
-   * A TypeError when no group can be resolved.
+   * A TypeError when no group can be resolved. `{ grace }`: a soft bump (see
+   * {@link GenerationalCache.invalidate}).
    */
-  invalidate(values?: GroupValues): Promise<boolean>
+  invalidate(values?: GroupValues, options?: BumpOptions): Promise<boolean>
   delete(values?: GroupValues): Promise<void>
 }
 
@@ -146,9 +147,15 @@ export class GenerationalCache extends Generations {
     return this.#getOrSet(this.#address(this.#compileAll(groups), values), compute, this.#ttlMs(options.ttl), this.enabled) as Promise<T>
   }
 
-  /** Bumps these groups' generations. Never rejects for a store fault: the bump is retried. */
-  async invalidate(groups: readonly GroupDef[], values: GroupValues = {}): Promise<boolean> {
-    return this.bumpMany(groups, values)
+  /**
+   * Bumps these groups' generations. Never rejects for a store fault: the bump
+   * is retried. With `{ grace }` (seconds) it is a soft bump: while one
+   * `getOrSet`/`wrap` call recomputes an entry, identical calls get the
+   * previous generation's value instead of waiting, until the grace ends
+   * (`get` never returns the old generation).
+   */
+  async invalidate(groups: readonly GroupDef[], values: GroupValues = {}, options?: BumpOptions): Promise<boolean> {
+    return this.bumpMany(groups, values, options)
   }
 
   /** Drops the one entry these groups and values lead to. */
@@ -164,13 +171,13 @@ export class GenerationalCache extends Generations {
       get: (values = {}) => this.#get(this.#address(compiled, values), 'get') as Promise<never>,
       set: async (values, value, options = {}) => this.#set(this.#address(compiled, values), encodeValue(value, 'set'), this.#ttlMs(options.ttl)),
       getOrSet: async (values, compute, options = {}) => this.#getOrSet(this.#address(compiled, values), compute, this.#ttlMs(options.ttl), this.enabled) as Promise<never>,
-      invalidate: async (values = {}) => {
+      invalidate: async (values = {}, options) => {
         const resolvable = compiled.filter((g) => g.params === null || g.params.every((p) => values[p] !== undefined))
         if (resolvable.length === 0) {
           // Resolving the first group raises the TypeError naming it and its missing param.
           this.versionKey(compiled[0] as CompiledGroup, values)
         }
-        return this.bumpKeys(resolvable.map((g) => this.versionKey(g, values)))
+        return this.bumpKeys(resolvable.map((g) => this.versionKey(g, values)), undefined, options)
       },
       delete: async (values = {}) => this.#delete(this.#address(compiled, values))
     }
@@ -240,7 +247,7 @@ export class GenerationalCache extends Generations {
   }
 
   /** Looks an address up and counts the hit or miss (a miss is logged at debug level: the seed's log_misses). Store faults reject. */
-  async #read(address: Address): Promise<{ value: unknown; entryKey: string }> {
+  async #read(address: Address): Promise<{ value: unknown; entryKey: string; versions: readonly string[] }> {
     const found = await this.lookup(address.versionKeys, address.requestKey)
     const value = found.entry === undefined ? undefined : decodeValue(found.entry)
     if (value !== undefined) {
@@ -249,7 +256,7 @@ export class GenerationalCache extends Generations {
       this.stats.misses++
       this.logger.debug?.({ requestKey: address.requestKey }, 'groupcache: miss')
     }
-    return { value, entryKey: found.entryKey }
+    return { value, entryKey: found.entryKey, versions: found.versions }
   }
 
   async #get(address: Address, what: string): Promise<unknown> {
@@ -288,13 +295,20 @@ export class GenerationalCache extends Generations {
   async #getOrSet(address: Address, compute: () => unknown, ttlMs: number, enabled: boolean): Promise<unknown> {
     if (!enabled) return compute()
     let entryKey: string
+    let versions: readonly string[]
     try {
       const read = await this.#read(address)
       if (read.value !== undefined) return read.value
       entryKey = read.entryKey
+      versions = read.versions
     } catch (err) {
       this.#fault(err, 'lookup')
       return compute()
+    }
+    if (this.#flights.has(entryKey)) {
+      // During a soft bump's grace, the previous generation answers at once instead of waiting for the recompute.
+      const stale = await this.#graceValue(address, versions)
+      if (stale !== undefined) return stale
     }
     let joined = false
     for (let leader = this.#flights.get(entryKey); leader !== undefined; leader = this.#flights.get(entryKey)) {
@@ -328,6 +342,19 @@ export class GenerationalCache extends Generations {
       return value
     } finally {
       if (this.#flights.get(entryKey) === flight) this.#flights.delete(entryKey)
+    }
+  }
+
+  /** The previous generation's value while a soft bump's grace lasts; undefined otherwise or when the store fails. */
+  async #graceValue(address: Address, versions: readonly string[]): Promise<unknown> {
+    try {
+      const found = await this.lookupGrace([this.epochKey, ...address.versionKeys], versions, address.requestKey)
+      if (found?.entry === undefined || found.until <= Date.now()) return undefined
+      this.stats.hits++
+      return decodeValue(found.entry)
+    } catch (err) {
+      this.#fault(err, 'lookup')
+      return undefined
     }
   }
 

@@ -1,8 +1,9 @@
 import { GroupcacheError } from '../errors.js'
 import { MemoryStore } from '../store/memory.js'
-import type { LookupResult, Store } from '../store/store.js'
+import type { GraceResult, LookupResult, Store } from '../store/store.js'
 import { compileGroup, groupName, type CompiledGroup, type GroupDef, type GroupValues } from './groups.js'
 import { Breaker, type BreakerOptions, type BreakerState } from './breaker.js'
+import { bumpChannel, publishBreaker, publishBump, publishFault } from '../observability/channels.js'
 import { Deadlines } from './deadlines.js'
 import { FaultLog } from './fault-log.js'
 import { entryPrefix, epochKey, versionKeyFromEncoded, VersionKeys } from './keys.js'
@@ -93,6 +94,19 @@ export interface BumpEvent {
   readonly groups: readonly string[]
 }
 
+/** Options of a bump. */
+export interface BumpOptions {
+  /**
+   * A soft bump: the version moves on (new requests compute fresh), but for
+   * this many seconds the previous generation's entries may still answer,
+   * marked stale, while one request per entry recomputes. A later hard bump
+   * of the group ends the grace at once. A bump kept for retry (the store
+   * failed) is retried as a hard bump.
+   * @default undefined (a hard bump: the old generation is never served again)
+   */
+  grace?: number
+}
+
 export type BumpListener = (event: BumpEvent) => void | Promise<void>
 
 /** Where a store fault happened, for logs and diagnostics. */
@@ -146,6 +160,16 @@ function positiveInteger(value: unknown, name: string): number {
     throw new GroupcacheError('GC_INVALID_OPTION', `option ${name} must be a positive integer, got ${JSON.stringify(value) ?? String(value)}`)
   }
   return value
+}
+
+/** The grace of a bump in seconds (0: a hard bump); a GroupcacheError naming option grace when it is not a number of seconds. */
+export function graceOf(options: BumpOptions | undefined): number {
+  const grace = options?.grace
+  if (grace === undefined) return 0
+  if (typeof grace !== 'number' || !Number.isFinite(grace) || grace < 0) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `bump: option grace must be a number of seconds (0 or more), got ${String(grace)}`)
+  }
+  return grace
 }
 
 function someNames(names: readonly string[]): { groups: readonly string[]; more?: number } {
@@ -215,6 +239,7 @@ export class Generations {
       }
       const breaker = new Breaker(options.breaker ?? {})
       breaker.onChange = (from, to, detail) => {
+        publishBreaker(this.prefix, from, to)
         if (to === 'open') this.logger.warn({ from, ...detail }, `groupcache: store circuit breaker open: the store is not called for ${detail.cooldown} ms; requests are served uncached`)
         else if (to === 'closed') this.#info({ from }, 'groupcache: store circuit breaker closed: the store answers again')
       }
@@ -272,9 +297,10 @@ export class Generations {
     }
   }
 
-  #bumped(keys: readonly string[], names: readonly string[] | undefined): void {
-    if (this.#bumpListeners.length === 0) return
+  #bumped(keys: readonly string[], names: readonly string[] | undefined, retried = false): void {
+    if (this.#bumpListeners.length === 0 && !bumpChannel.hasSubscribers) return
     const event: BumpEvent = { keys, groups: names ?? keys.map((k) => (k === this.epochKey ? '*' : k)) }
+    publishBump(this.prefix, keys, event.groups, false, retried)
     for (const listener of this.#bumpListeners) {
       try {
         const done = listener(event)
@@ -294,6 +320,7 @@ export class Generations {
     // A refusal by the open breaker is not a new fault: the faults that opened it were reported.
     if ((err as { code?: unknown } | null)?.code === 'GC_STORE_UNAVAILABLE') return
     this.stats.errors++
+    publishFault(this.prefix, context.what, context.route, err)
     this.#faults.report(context.what, context.log ?? this.logger, { err, route: context.route }, `groupcache: store ${context.what} failed; served uncached`)
   }
 
@@ -333,14 +360,16 @@ export class Generations {
    * Resolves true when it landed now. `names` are the groups' readable names
    * (for logs and bump listeners), aligned with `keys`.
    */
-  async bumpKeys(keys: readonly string[], names?: readonly string[]): Promise<boolean> {
+  async bumpKeys(keys: readonly string[], names?: readonly string[], options?: BumpOptions): Promise<boolean> {
     if (keys.length === 0) return true
+    const graceMs = graceOf(options) * 1000
     let failure: unknown
     if (this.#admit()) {
       try {
         // In chunks: one store call with 125k keys overflowed the stack (a spread of its arguments).
+        const soft = graceMs > 0 ? { graceMs } : undefined
         for (let start = 0; start < keys.length; start += RETRY_CHUNK) {
-          await this.call(this.store.bump(keys.length <= RETRY_CHUNK ? keys : keys.slice(start, start + RETRY_CHUNK)))
+          await this.call(this.store.bump(keys.length <= RETRY_CHUNK ? keys : keys.slice(start, start + RETRY_CHUNK), soft))
         }
         this.stats.bumps += keys.length
         this.#bumped(keys, names)
@@ -353,6 +382,7 @@ export class Generations {
     }
     const groups = names ?? keys
     this.stats.errors++
+    publishFault(this.prefix, 'bump', undefined, failure)
     this.#faults.report('bump', this.logger, { err: failure, ...someNames(groups) }, 'groupcache: bump failed; kept for retry, these groups bypass the cache until it lands')
     this.#keep(keys, groups)
     this.#scheduleRetry()
@@ -377,15 +407,27 @@ export class Generations {
    * Bumps one group, resolved against values. An array here is one
    * list-of-params group; bump several with {@link bumpMany}.
    */
-  async bump(def: GroupDef, values: GroupValues = {}): Promise<boolean> {
+  async bump(def: GroupDef, values: GroupValues = {}, options?: BumpOptions): Promise<boolean> {
     const target = this.bumpTarget(this.compile(def), values)
-    return this.bumpKeys([target.key], [target.name])
+    return this.bumpKeys([target.key], [target.name], options)
   }
 
   /** Bumps several groups, resolved against the same values. */
-  async bumpMany(defs: readonly GroupDef[], values: GroupValues = {}): Promise<boolean> {
+  async bumpMany(defs: readonly GroupDef[], values: GroupValues = {}, options?: BumpOptions): Promise<boolean> {
     const targets = defs.map((def) => this.bumpTarget(this.compile(def), values))
-    return this.bumpKeys(targets.map((t) => t.key), targets.map((t) => t.name))
+    return this.bumpKeys(targets.map((t) => t.key), targets.map((t) => t.name), options)
+  }
+
+  /**
+   * The previous generation's entry for a request that missed, when a soft
+   * bump of one of its keys is within its grace (DESIGN §10). Miss path only.
+   * Undefined when the store has no soft bumps or a bump is pending.
+   */
+  lookupGrace(keys: readonly string[], versions: readonly string[], requestKey: string): GraceResult | undefined | Promise<GraceResult | undefined> {
+    if (this.store.lookupGrace === undefined) return undefined
+    if (this.#breaker !== undefined && !this.#breaker.admit()) throw this.#breaker.refusal()
+    const found = this.store.lookupGrace(keys, versions, requestKey, this.entryPrefix)
+    return found instanceof Promise ? this.call(found) : found
   }
 
   /** Moves the epoch on: every entry of this prefix is orphaned at once (O(1), no scan). */
@@ -422,6 +464,7 @@ export class Generations {
         await this.call(this.store.bump(chunk.map(([key]) => key)))
       } catch (err) {
         this.#retryDelay = Math.min(this.#retryDelay * 2, RETRY_MAX_MS)
+        publishFault(this.prefix, 'retry', undefined, err)
         this.#faults.report('retry', this.logger, { err, pending: this.#pending.size }, 'groupcache: retrying pending bumps failed')
         return
       }
@@ -431,7 +474,7 @@ export class Generations {
       for (const [key, bump] of epoch === undefined ? chunk : snapshot) {
         if (this.#pending.get(key)?.seq === bump.seq) this.#pending.delete(key)
       }
-      this.#bumped(chunk.map(([key]) => key), chunk.map(([, bump]) => bump.name))
+      this.#bumped(chunk.map(([key]) => key), chunk.map(([, bump]) => bump.name), true)
     }
     this.#retryDelay = RETRY_MIN_MS
     this.#info({ landed }, 'groupcache: pending bumps landed')

@@ -1,12 +1,16 @@
 import type { GenerationalCache } from '../core/generational-cache.js'
+import type { BumpOptions } from '../core/generations.js'
 import { buildStats, type GroupcacheStats } from '../observability/stats.js'
 import type { GroupDef, GroupValues } from '../core/groups.js'
 import type { HttpCache } from './http-cache.js'
 
 /** What both adapters expose: `app.groupcache` in Fastify, the `expressCache()` object in Express. */
 export interface CacheApi {
-  /** Bumps one group now. Resolves false when the store failed and the bump was kept for retry. */
-  bump(def: GroupDef, values?: GroupValues): Promise<boolean>
+  /**
+   * Bumps one group now. Resolves false when the store failed and the bump was
+   * kept for retry. `{ grace }` (seconds) makes it a soft bump (DESIGN §10).
+   */
+  bump(def: GroupDef, values?: GroupValues, options?: BumpOptions): Promise<boolean>
   /** Bumps a route's generation, or with params one view group of it. */
   bumpRoute(urlPattern: string, params?: GroupValues): Promise<boolean>
   /** Orphans every entry at once by moving the epoch on. */
@@ -21,7 +25,7 @@ export function cacheApi(http: HttpCache): CacheApi {
   const gens = http.gens
   return {
     cache: gens,
-    bump: (def, values) => gens.bump(def, values),
+    bump: (def, values, options) => gens.bump(def, values, options),
     bumpRoute: (pattern, params) => http.bumpRoute(pattern, params),
     clear: () => gens.clear(),
     stats: () => buildStats(gens.getStats(), http.routeStats, gens.store)

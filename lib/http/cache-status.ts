@@ -14,7 +14,14 @@ export const CACHE_STATUS = {
   collapsed: 'groupcache; fwd=miss; collapsed',
   hit: (ttlSeconds: number): string =>
     ttlSeconds >= 0 && ttlSeconds < REUSED_SECONDS ? (hits[ttlSeconds] ??= `groupcache; hit; ttl=${ttlSeconds}`) : `groupcache; hit; ttl=${ttlSeconds}`,
-  bypass: (detail: BypassDetail): string => `groupcache; fwd=bypass; detail=${detail}`
+  bypass: (detail: BypassDetail): string => `groupcache; fwd=bypass; detail=${detail}`,
+  /** The previous generation's entry, served during a soft bump's grace while another request recomputes. */
+  softBump: (ttlSeconds: number): string => `groupcache; hit; ttl=${ttlSeconds}; detail=soft-bump`,
+  /**
+   * A stale entry answering a request whose handler failed: the request went
+   * forward (`fwd=stale`) and got `fwd-status` (RFC 9211 §2.3, §2.4).
+   */
+  staleIfError: (fwdStatus: number, ttlSeconds: number): string => `groupcache; fwd=stale; fwd-status=${fwdStatus}; ttl=${ttlSeconds}; detail=stale-if-error`
 } as const
 
 const NOT_STORED = {} as Record<NotStoredReason, string>

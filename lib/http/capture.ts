@@ -12,6 +12,15 @@ export interface Outgoing {
   readonly body: Buffer | string | undefined | typeof STREAMED
 }
 
+/** A whole response written instead of the one held (stale-if-error). */
+export class Replacement {
+  constructor(
+    readonly status: number,
+    readonly headers: Record<string, string | string[]>,
+    readonly body: Buffer | undefined
+  ) {}
+}
+
 /** The part of Node's ServerResponse (HTTP/1) and Http2ServerResponse this needs. */
 export interface RawResponse {
   statusCode: number
@@ -75,7 +84,7 @@ function chunkBytes(chunk: unknown, encoding: unknown): Buffer | string | undefi
 export function holdUntilDecided(
   res: RawResponse,
   collectBytes: number,
-  decide: (out: Outgoing) => Promise<Record<string, string>> | Record<string, string>
+  decide: (out: Outgoing) => Promise<Record<string, string> | Replacement> | Record<string, string> | Replacement
 ): void {
   const original = { writeHead: res.writeHead as AnyFn, write: res.write as AnyFn, end: res.end as AnyFn }
   let head: unknown[] | undefined
@@ -90,15 +99,23 @@ export function holdUntilDecided(
     queue = [first]
     const headers = { ...res.getHeaders(), ...headersOf(head ?? []) } as HeaderBag
     const status = head === undefined ? res.statusCode : Number(head[0])
-    const flush = (extra: Record<string, string> | undefined) => {
+    const flush = (extra: Record<string, string> | Replacement | undefined) => {
       restore()
+      if (extra instanceof Replacement) {
+        // What was held is dropped (only a whole body is ever replaced: nothing of it was written).
+        queue = undefined
+        const { status, headers, body } = extra
+        original.writeHead.call(res, status, headers)
+        original.end.call(res, body)
+        return
+      }
       if (extra !== undefined) for (const name of Object.keys(extra)) res.setHeader(name, extra[name] as string)
       if (head !== undefined) original.writeHead.apply(res, extra === undefined ? head : withoutHeaders(head, extra))
       const calls = queue as Call[]
       queue = undefined
       for (const call of calls) call()
     }
-    let extra: Promise<Record<string, string>> | Record<string, string>
+    let extra: Promise<Record<string, string> | Replacement> | Record<string, string> | Replacement
     try {
       extra = decide({ status, headers, body })
     } catch {

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { GroupcacheError, GroupcacheTypeError } from '../errors.js'
 import { encodeMapping, valueToString } from '../core/encoding.js'
-import { PendingBumpError, type Logger } from '../core/generations.js'
+import { PendingBumpError, type Generations, type Logger } from '../core/generations.js'
 import type { Lease, LookupResult, SingleFlight } from '../store/store.js'
 import type { GenerationalCache } from '../core/generational-cache.js'
 import { groupName, type GroupDef, type GroupValues } from '../core/groups.js'
@@ -69,6 +69,25 @@ export interface Miss {
   readonly log: Logger | undefined
   /** The fleet-wide lease this miss holds (store single flight), released once its entry is stored or not. */
   readonly lease?: Lease | undefined
+  /** The entry the lookup found expired: it answers a failed handler within `staleIfError`. */
+  readonly expired: Entry | undefined
+  /** Reads the previous generation's entry after a soft bump (once per flight; none for HEAD). */
+  readonly grace: () => Promise<GraceEntry | undefined>
+}
+
+/** The previous generation's entry, during a soft bump's grace. */
+export interface GraceEntry {
+  readonly entry: Entry
+  /** Epoch ms of the soft bump: the entry is stale since then. */
+  readonly bumpedAt: number
+  /** Epoch ms when the grace ends. */
+  readonly until: number
+}
+
+/** A miss whose handler is running (GET only): identical requests wait for it, or take the soft-bump entry. */
+interface Flight {
+  readonly done: Promise<Entry | undefined>
+  readonly grace: () => Promise<GraceEntry | undefined>
 }
 
 export type Begin = ReadyResponse | Miss | { readonly kind: 'bypass'; readonly cacheStatus: string }
@@ -76,6 +95,7 @@ export type Begin = ReadyResponse | Miss | { readonly kind: 'bypass'; readonly c
 /** Bytes of Redis entry copies one HttpCache keeps decoded (see EntryDecoder). */
 const DECODED_MAX_BYTES = 8 * 1024 * 1024
 const TIMED_OUT = Symbol('timed out')
+const NO_GRACE = (): Promise<undefined> => Promise.resolve(undefined)
 
 /** Run-time settings of the shared layer (adapter options, checked). */
 export interface HttpCacheSettings {
@@ -97,6 +117,31 @@ export interface Finish {
   readonly cacheStatus: string
   /** Set on the response when it was stored, so clients can revalidate against later hits. */
   readonly etag: string | undefined
+  /**
+   * stale-if-error: the handler failed (5xx) and this stale entry answers
+   * instead. The adapter writes it in place of the handler's response.
+   */
+  readonly stale?: ReadyResponse
+}
+
+/**
+ * Applies the bumps a response recorded (`bumpGroup`, declared `bumps`),
+ * in aligned lists: hard bumps in one store call, soft ones (grace > 0, in
+ * seconds) in one call per grace. Never rejects for a store fault; resolves
+ * true when every bump landed now.
+ */
+export async function applyRecordedBumps(gens: Generations, keys: readonly string[], names: readonly string[], graces: readonly number[]): Promise<boolean> {
+  if (!graces.some((grace) => grace > 0)) return gens.bumpKeys(keys, names)
+  const byGrace = new Map<number, { keys: string[]; names: string[] }>()
+  keys.forEach((key, i) => {
+    const grace = graces[i] as number
+    let batch = byGrace.get(grace)
+    if (batch === undefined) byGrace.set(grace, (batch = { keys: [], names: [] }))
+    batch.keys.push(key)
+    batch.names.push(names[i] as string)
+  })
+  const landed = await Promise.all([...byGrace].map(([grace, batch]) => gens.bumpKeys(batch.keys, batch.names, grace > 0 ? { grace } : undefined)))
+  return landed.every(Boolean)
 }
 
 const BYPASS = {} as Record<BypassDetail, { kind: 'bypass'; cacheStatus: string }>
@@ -111,7 +156,7 @@ for (const detail of ['method', 'authorization', 'pending-bump', 'group-error', 
  */
 export class HttpCache {
   /** Misses in flight by entry key (GET only), for coalescing; an entry leaves when its miss finishes or is abandoned. */
-  readonly #inflight = new Map<string, Promise<Entry | undefined>>()
+  readonly #inflight = new Map<string, Flight>()
   readonly #decoder = new EntryDecoder(DECODED_MAX_BYTES)
   readonly #coalesceTimeoutMs: number
   readonly edge: Edge | undefined
@@ -158,8 +203,11 @@ export class HttpCache {
 
   /** Closes the cache (its last pending bumps are tried), then the CDN purgers (which send the purges those bumps queued). */
   async close(): Promise<void> {
-    await this.gens.close()
-    await this.edge?.close()
+    try {
+      await this.gens.close()
+    } finally {
+      await this.edge?.close()
+    }
   }
 
   /** The epoch, route generation and group keys of one request. */
@@ -255,28 +303,87 @@ export class HttpCache {
     const log = req.log
     if (req.method === 'HEAD') {
       this.#missed(route, trace)
-      return { kind: 'miss', route, entryKey, storable: false, keyed, done: false, followers: undefined, log }
+      return { kind: 'miss', route, entryKey, storable: false, keyed, done: false, followers: undefined, log, expired: undefined, grace: NO_GRACE }
     }
     const leading = this.#inflight.get(entryKey)
     if (leading !== undefined) {
       suspendLookup(trace)
-      return this.#follow(leading).then((shared): Begin => {
-        if (shared === undefined || shared === TIMED_OUT) {
-          this.#missed(route, trace)
-          return { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: undefined, log }
+      // During a soft bump's grace, the previous generation answers at once instead of waiting for the recompute.
+      return leading.grace().then((soft): Begin | Promise<Begin> => {
+        const now = Date.now()
+        if (soft !== undefined && soft.until > now) {
+          // Counted as a miss above, before it was known that the grace applies.
+          stats.misses--
+          stats.hits++
+          route.counts.stale++
+          const cacheStatus = CACHE_STATUS.softBump(staleSeconds(soft.bumpedAt, now))
+          answerLookup(trace, 'stale', cacheStatus, 'soft-bump')
+          return { kind: 'serve', status: soft.entry.status, headers: soft.entry.headers, body: soft.entry.body, cacheStatus, age: ageOf(soft.entry, now) }
         }
-        stats.collapsed++
-        route.counts.collapsed++
-        answerLookup(trace, 'collapsed', CACHE_STATUS.collapsed)
-        return { kind: 'serve', status: shared.status, headers: shared.headers, body: shared.body, cacheStatus: CACHE_STATUS.collapsed, age: undefined }
+        return this.#follow(leading.done).then((shared): Begin => {
+          if (shared === undefined || shared === TIMED_OUT) {
+            this.#missed(route, trace)
+            return { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: undefined, log, expired: entry, grace: leading.grace }
+          }
+          stats.collapsed++
+          route.counts.collapsed++
+          answerLookup(trace, 'collapsed', CACHE_STATUS.collapsed)
+          return { kind: 'serve', status: shared.status, headers: shared.headers, body: shared.body, cacheStatus: CACHE_STATUS.collapsed, age: undefined }
+        })
       })
     }
     let release!: (entry: Entry | undefined) => void
-    this.#inflight.set(entryKey, new Promise<Entry | undefined>((resolve) => (release = resolve)))
+    const done = new Promise<Entry | undefined>((resolve) => (release = resolve))
+    const grace = this.#graceReader(route, req, found.versions)
+    this.#inflight.set(entryKey, { done, grace })
+    // A failed handler may need the soft-bump entry: read it while the handler runs.
+    if (route.staleIfErrorMs > 0 && entry === undefined) void grace()
+    const miss: Miss = { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: release, log, expired: entry, grace }
     const flight = this.gens.store.singleFlight
-    if (flight !== undefined) return this.#leadFleet(flight, route, req, trace, { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: release, log })
+    if (flight !== undefined) return this.#leadFleet(flight, found.entry === undefined, route, req, trace, miss)
     this.#missed(route, trace)
-    return { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: release, log }
+    return miss
+  }
+
+  /**
+   * Reads the soft-bump entry of a flight at most once, on first need (miss
+   * path only: the keys are computed again here rather than kept on every
+   * request); a store fault reads as none (fail open).
+   */
+  #graceReader(route: CompiledRoute, req: HttpRequest, versions: readonly string[]): () => Promise<GraceEntry | undefined> {
+    let read: Promise<GraceEntry | undefined> | undefined
+    const readNow = async (): Promise<GraceEntry | undefined> => {
+      try {
+        const found = await this.gens.lookupGrace(this.versionKeys(route, req.params, req.raw), versions, requestKey(route, req))
+        if (found?.entry === undefined) return undefined
+        const entry = this.#decoder.decode(found.entry, this.gens.store.local === true ? undefined : found.entryKey)
+        // An entry already expired when the soft bump came would have been recomputed anyway.
+        if (entry === undefined || entry.storedAt + entry.ttlMs <= found.bumpedAt) return undefined
+        return { entry, bumpedAt: found.bumpedAt, until: found.until }
+      } catch (err) {
+        this.gens.reportFault(err, { what: 'grace', route: route.name, log: req.log })
+        return undefined
+      }
+    }
+    return () => (read ??= readNow())
+  }
+
+  /** stale-if-error: the entry that answers a failed handler, if one is within its window. */
+  async #staleIfError(miss: Miss, status: number): Promise<ReadyResponse | undefined> {
+    const { expired, route } = miss
+    const now = Date.now()
+    let entry: Entry
+    let staleSince: number
+    if (expired !== undefined && now < expired.storedAt + expired.ttlMs + route.staleIfErrorMs) {
+      entry = expired
+      staleSince = expired.storedAt + expired.ttlMs
+    } else {
+      const soft = await miss.grace()
+      if (soft === undefined || soft.until <= Date.now()) return undefined
+      entry = soft.entry
+      staleSince = soft.bumpedAt
+    }
+    return { kind: 'serve', status: entry.status, headers: entry.headers, body: entry.body, cacheStatus: CACHE_STATUS.staleIfError(status, staleSeconds(staleSince, now)), age: ageOf(entry, now) }
   }
 
   /**
@@ -287,11 +394,11 @@ export class HttpCache {
    * followers, as collapsed; otherwise (wait given up, entry not stored, a
    * store fault) it runs its own handler, as without single flight.
    */
-  async #leadFleet(flight: SingleFlight, route: CompiledRoute, req: HttpRequest, trace: LookupContext | undefined, miss: Miss): Promise<Begin> {
+  async #leadFleet(flight: SingleFlight, cold: boolean, route: CompiledRoute, req: HttpRequest, trace: LookupContext | undefined, miss: Miss): Promise<Begin> {
     suspendLookup(trace)
     let outcome: Lease | 'released' | 'timeout'
     try {
-      outcome = await flight.lead(miss.entryKey)
+      outcome = await flight.lead(miss.entryKey, cold)
     } catch (err) {
       this.gens.reportFault(err, { what: 'single-flight', route: route.name, log: miss.log })
       outcome = 'timeout'
@@ -353,6 +460,14 @@ export class HttpCache {
     if (miss.done) return { cacheStatus: CACHE_STATUS.miss, etag: undefined }
     miss.done = true
     const { route } = miss
+    if (status >= 500 && route.staleIfErrorMs > 0 && miss.storable && (body === undefined || typeof body === 'string' || Buffer.isBuffer(body))) {
+      const stale = await this.#staleIfError(miss, status)
+      if (stale !== undefined) {
+        this.#release(miss, undefined)
+        void miss.lease?.release()
+        return { cacheStatus: stale.cacheStatus, etag: undefined, stale }
+      }
+    }
     const reason = this.#notStored(miss, status, headers, body, before)
     if (reason !== undefined) {
       this.#release(miss, undefined)
@@ -366,7 +481,7 @@ export class HttpCache {
     const encoded = encodeEntry(entry)
     try {
       // Kept past its ttl for the stale window; freshness is judged from the entry's own ttl.
-      await this.gens.write(miss.entryKey, encoded, route.ttlMs + route.staleMs)
+      await this.gens.write(miss.entryKey, encoded, route.ttlMs + Math.max(route.staleMs, route.staleIfErrorMs))
     } catch (err) {
       this.gens.reportFault(err, { what: 'write', route: route.name, log: miss.log })
       this.#countNotStored(route, 'store-error')
@@ -486,6 +601,15 @@ export class HttpCache {
     this.gens.reportFault(err, { what: 'lookup', route: route.name, log })
     return err instanceof GroupcacheError && err.code === 'GC_STORE_TIMEOUT' ? 'store-timeout' : 'store-error'
   }
+}
+
+/** A stale response's ttl: negative, and at least a second (-0.4 s says -1, never 0). */
+function staleSeconds(staleSince: number, now: number): number {
+  return Math.min(-1, Math.trunc((staleSince - now) / 1000))
+}
+
+function ageOf(entry: Entry, now: number): string {
+  return ageValue(Math.max(0, Math.floor((now - entry.storedAt) / 1000)))
 }
 
 /** The headers of a response that are its content: not those already there, unchanged, when the handler started. */

@@ -2,6 +2,7 @@ import { GroupcacheError } from '../errors.js'
 import { GenerationalCache, type GenerationalCacheOptions } from '../core/generational-cache.js'
 import { positiveNumber, type Logger } from '../core/generations.js'
 import { HttpCache } from './http-cache.js'
+import { seconds } from './route.js'
 import { Edge } from '../cdn/edge.js'
 import type { CdnOptions } from '../cdn/headers.js'
 import type { CdnPurger } from '../cdn/purger.js'
@@ -50,9 +51,16 @@ export interface GroupcacheOptions extends GenerationalCacheOptions {
    * @default false
    */
   awaitPurges?: boolean
+  /**
+   * Seconds past an entry's `ttl` during which a handler that throws or
+   * answers 5xx is answered with the stale entry, unless a route says
+   * otherwise (route option `staleIfError`).
+   * @default 0
+   */
+  staleIfError?: number
 }
 
-const OPTION_NAMES = new Set(['store', 'prefix', 'ttl', 'timeout', 'logger', 'statuses', 'maxEntryBytes', 'coalesceTimeout', 'breaker', 'maxPendingBumps', 'faultLogInterval', 'cdn', 'purgers', 'awaitPurges'])
+const OPTION_NAMES = new Set(['store', 'prefix', 'ttl', 'timeout', 'logger', 'statuses', 'maxEntryBytes', 'coalesceTimeout', 'breaker', 'maxPendingBumps', 'faultLogInterval', 'cdn', 'purgers', 'awaitPurges', 'staleIfError'])
 const STORE_METHODS = ['lookup', 'set', 'delete', 'bump', 'close'] as const
 
 /** An object implementing Store, or a GroupcacheError naming option store. */
@@ -75,7 +83,7 @@ export function createHttpCache(options: GroupcacheOptions, frameworkLogger: Log
     }
   }
   checkStore(options.store)
-  const { statuses = [200], maxEntryBytes = 1024 * 1024, coalesceTimeout = 10_000, logger = frameworkLogger, cdn, purgers, awaitPurges, ...rest } = options
+  const { statuses = [200], maxEntryBytes = 1024 * 1024, coalesceTimeout = 10_000, staleIfError = 0, logger = frameworkLogger, cdn, purgers, awaitPurges, ...rest } = options
   if (!Array.isArray(statuses) || statuses.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) {
     throw new GroupcacheError('GC_INVALID_OPTION', `groupcache: option statuses must be an array of HTTP status codes, got ${JSON.stringify(statuses)}`)
   }
@@ -84,5 +92,6 @@ export function createHttpCache(options: GroupcacheOptions, frameworkLogger: Log
   const edge = Edge.create({ cdn, purgers, awaitPurges })
   const gens = new GenerationalCache(logger === undefined ? rest : { ...rest, logger })
   edge?.subscribe(gens)
-  return new HttpCache(gens, { ttl: gens.ttl, statuses, maxEntryBytes: checkedMaxEntryBytes }, { coalesceTimeoutMs: checkedCoalesce, edge })
+  const defaults = { ttl: gens.ttl, statuses, maxEntryBytes: checkedMaxEntryBytes, staleIfError: seconds(staleIfError, 'staleIfError', 'groupcache: ') }
+  return new HttpCache(gens, defaults, { coalesceTimeoutMs: checkedCoalesce, edge })
 }

@@ -58,6 +58,16 @@ export interface RouteCacheOptions {
    */
   staleWhileRevalidate?: number
   /**
+   * Seconds past an entry's `ttl` during which a handler that throws or
+   * answers 5xx is answered with the stale entry instead
+   * (`Cache-Status: … fwd=stale; fwd-status=500; ttl=-N; detail=stale-if-error`);
+   * after a soft bump, the previous generation's entry answers errors while
+   * the grace lasts. Entries are kept `ttl` + this long. Past the window the
+   * error goes through.
+   * @default the plugin's `staleIfError` (0: errors always go through)
+   */
+  staleIfError?: number
+  /**
    * Name this route's groups in the CDN headers of its responses (when the
    * plugin's `cdn` option is on); `false` leaves its responses untagged.
    * @default true
@@ -70,9 +80,11 @@ export interface RouteDefaults {
   ttl: number
   statuses: readonly number[]
   maxEntryBytes: number
+  /** Seconds; 0 when absent. */
+  staleIfError?: number
 }
 
-const ROUTE_OPTION_NAMES = new Set(['group', 'groups', 'ttl', 'bumps', 'vary', 'query', 'statuses', 'authorization', 'maxEntryBytes', 'staleWhileRevalidate', 'cdn'])
+const ROUTE_OPTION_NAMES = new Set(['group', 'groups', 'ttl', 'bumps', 'vary', 'query', 'statuses', 'authorization', 'maxEntryBytes', 'staleWhileRevalidate', 'cdn', 'staleIfError'])
 
 /** A group of a route: its version key when it reads no values, else how to compute it. */
 export interface RouteGroup {
@@ -117,6 +129,8 @@ export interface CompiledRoute {
   readonly ttlMs: number
   /** How long past `ttlMs` an entry may answer requests that arrive during a revalidation. */
   readonly staleMs: number
+  /** How long past `ttlMs` an entry may answer a request whose handler failed (stale-if-error). */
+  readonly staleIfErrorMs: number
   readonly statuses: ReadonlySet<number>
   /** Lower-cased header names, declared by the route. */
   readonly vary: readonly string[]
@@ -205,10 +219,8 @@ export function compileRoute(
 
   const ttl = positiveNumber(options.ttl ?? defaults.ttl, 'ttl', where)
   const maxEntryBytes = positiveNumber(options.maxEntryBytes ?? defaults.maxEntryBytes, 'maxEntryBytes', where)
-  const stale = options.staleWhileRevalidate ?? 0
-  if (typeof stale !== 'number' || !Number.isFinite(stale) || stale < 0) {
-    throw new GroupcacheError('GC_INVALID_OPTION', `${where}option staleWhileRevalidate must be a number of seconds (0 or more), got ${JSON.stringify(stale)}`)
-  }
+  const stale = seconds(options.staleWhileRevalidate ?? 0, 'staleWhileRevalidate', where)
+  const staleIfError = seconds(options.staleIfError ?? defaults.staleIfError ?? 0, 'staleIfError', where)
   const statuses = checkStatuses(options.statuses ?? defaults.statuses, where)
   const vary = checkStringList(options.vary ?? [], 'vary', where).map((h) => h.toLowerCase())
   const query = options.query ?? true
@@ -252,6 +264,7 @@ export function compileRoute(
     fingerprint,
     ttlMs: ttl * 1000,
     staleMs: stale * 1000,
+    staleIfErrorMs: staleIfError * 1000,
     statuses: new Set(statuses),
     vary,
     learnedVary: [],
@@ -264,6 +277,14 @@ export function compileRoute(
     // Routes that only bump are never looked up: they get counters outside the table.
     counts: cached && routeStats !== undefined ? routeStats.counts(route.name) : newRouteCounts()
   }
+}
+
+/** A number of seconds, 0 or more; a GroupcacheError naming the option otherwise. */
+export function seconds(value: unknown, name: string, where: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}option ${name} must be a number of seconds (0 or more), got ${JSON.stringify(value)}`)
+  }
+  return value
 }
 
 function checkStatuses(statuses: unknown, where: string): number[] {

@@ -1,7 +1,7 @@
 import { LRUCache } from 'lru-cache'
 import { GroupcacheError } from '../errors.js'
-import { EntryKeys } from '../core/keys.js'
-import type { LookupResult, Store } from './store.js'
+import { EntryKeys, entryKey } from '../core/keys.js'
+import type { StoreBumpOptions, GraceResult, LookupResult, Store } from './store.js'
 
 export interface MemoryStoreOptions {
   /**
@@ -42,6 +42,15 @@ function positiveInt(options: MemoryStoreOptions, name: keyof MemoryStoreOptions
   return value
 }
 
+interface Grace {
+  /** The version before the soft bump. */
+  readonly from: string
+  /** The version the soft bump set. */
+  readonly to: string
+  readonly bumpedAt: number
+  readonly until: number
+}
+
 /** The in-process store: bounded by bytes and entries, LRU, every entry with a TTL. */
 export class MemoryStore implements Store {
   readonly local = true
@@ -51,6 +60,8 @@ export class MemoryStore implements Store {
   /** Every version handed out so far is below this: reseeds start here or later. */
   #floor = 0
   readonly #entryKeys = new EntryKeys()
+  /** Soft bumps within their grace, by version key (bounded like the versions). */
+  readonly #graces: LRUCache<string, Grace>
 
   constructor(options: MemoryStoreOptions = {}) {
     this.#entries = new LRUCache<string, Buffer>({
@@ -58,6 +69,7 @@ export class MemoryStore implements Store {
       maxSize: positiveInt(options, 'maxBytes', 64 * 1024 * 1024),
       sizeCalculation: (value, key) => value.byteLength + key.length + ENTRY_OVERHEAD
     })
+    this.#graces = new LRUCache<string, Grace>({ max: positiveInt(options, 'maxVersions', 100_000) })
     this.#versions = new LRUCache<string, string>({
       max: positiveInt(options, 'maxVersions', 100_000),
       // A version leaving the table (evicted, or replaced by a bump) raises the
@@ -105,11 +117,36 @@ export class MemoryStore implements Store {
     this.#entries.delete(key)
   }
 
-  async bump(versionKeys: readonly string[]): Promise<void> {
+  async bump(versionKeys: readonly string[], options: StoreBumpOptions = {}): Promise<void> {
+    const graceMs = options.graceMs ?? 0
+    const now = Date.now()
     for (const key of versionKeys) {
       const current = this.#versions.get(key)
-      this.#versions.set(key, current === undefined ? this.#seed() : String(Number(current) + 1))
+      const next = current === undefined ? this.#seed() : String(Number(current) + 1)
+      this.#versions.set(key, next)
+      if (graceMs > 0 && current !== undefined) this.#graces.set(key, { from: current, to: next, bumpedAt: now, until: now + graceMs })
+      else this.#graces.delete(key)
     }
+  }
+
+  lookupGrace(versionKeys: readonly string[], versions: readonly string[], requestKey: string, entryPrefix: string): GraceResult | undefined {
+    if (this.#graces.size === 0) return undefined
+    const now = Date.now()
+    let previous: string[] | undefined
+    let bumpedAt = 0
+    let until = Infinity
+    for (let i = 0; i < versionKeys.length; i++) {
+      const grace = this.#graces.get(versionKeys[i] as string)
+      // A record applies only to the version its soft bump set: any later bump ends it.
+      if (grace === undefined || grace.to !== versions[i] || grace.until <= now) continue
+      previous ??= [...versions]
+      previous[i] = grace.from
+      bumpedAt = Math.max(bumpedAt, grace.bumpedAt)
+      until = Math.min(until, grace.until)
+    }
+    if (previous === undefined) return undefined
+    const key = entryKey(entryPrefix, versionKeys, previous, requestKey)
+    return { entryKey: key, entry: this.#entries.get(key), bumpedAt, until }
   }
 
   async close(): Promise<void> {

@@ -39,16 +39,32 @@ end
 return out
 `
 
-/** Bumps every key: INCR on a seeded key (seeded first when missing). Returns the new versions (integers:
- * exact below 2^53, where a µs seed stays for centuries; Lua's tostring would print them in
- * exponent form). */
+/**
+ * Bumps version keys: INCR on a seeded key (seeded first when missing).
+ * ARGV: n, graceMs, bumpedAt, until. KEYS: the n version keys, then either
+ * nothing (a Cluster sends one key per script) or the n grace record keys:
+ * a soft bump (graceMs > 0) writes each key's record `from to bumpedAt until`
+ * with PX graceMs, a hard bump deletes it, in the same atomic step as the INCR.
+ * Returns the new versions (integers: exact below 2^53, where a µs seed stays
+ * for centuries; Lua's tostring would print them in exponent form).
+ */
 export const BUMP_SCRIPT = `${SEED}
+local n = tonumber(ARGV[1])
+local grace = tonumber(ARGV[2])
 local out = {}
-for i = 1, #KEYS do
-  if redis.call('EXISTS', KEYS[i]) == 0 then
+for i = 1, n do
+  local from = redis.call('GET', KEYS[i])
+  if not from then
     redis.call('SET', KEYS[i], seed())
   end
   out[i] = redis.call('INCR', KEYS[i])
+  if #KEYS > n then
+    if grace > 0 and from then
+      redis.call('SET', KEYS[n + i], from .. ' ' .. redis.call('GET', KEYS[i]) .. ' ' .. ARGV[3] .. ' ' .. ARGV[4], 'PX', grace)
+    else
+      redis.call('DEL', KEYS[n + i])
+    end
+  end
 end
 return out
 `

@@ -40,16 +40,29 @@ export interface SingleFlightOptions {
 }
 
 type FlightClient = (Redis | Cluster) & {
-  gcAcquire(key: string, token: string, leaseMs: number): Promise<number>
+  gcAcquire(numberOfKeys: number, ...args: (string | number)[]): Promise<number>
   gcRelease(key: string, token: string, channel: string, message: string): Promise<number>
 }
 
-/** Takes the lease (-1), or answers how long the current holder's lease still lives, in ms. */
+/**
+ * Takes the lease (-1), or answers how long the current holder's lease still
+ * lives, in ms (a lease key without a TTL, never written by this code, counts
+ * as a fresh lease rather than one to honour for ever). With the entry key as
+ * KEYS[2], answers -2 when the entry is there: its leader stored it and
+ * released the lease between the caller's lookup and this call.
+ */
 const ACQUIRE_SCRIPT = `
+if KEYS[2] and redis.call('EXISTS', KEYS[2]) == 1 then
+  return -2
+end
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return -1
 end
-return redis.call('PTTL', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  return tonumber(ARGV[2])
+end
+return ttl
 `
 
 /**
@@ -98,6 +111,8 @@ export class RedisSingleFlight implements SingleFlight {
   readonly #client: FlightClient
   readonly #channel: string
   readonly #leasePrefix: string
+  /** A script may name only keys of one slot: on a Cluster the entry is not checked with the lease. */
+  readonly #cluster: boolean
   /** Waiters by lease key; bounded by the requests in flight in this process. */
   readonly #waiters = new Map<string, Set<Waiter>>()
   #subscriber: Redis | Cluster | undefined
@@ -112,8 +127,9 @@ export class RedisSingleFlight implements SingleFlight {
     this.#client = client as FlightClient
     this.#channel = `${options.prefix}:flight`
     this.#leasePrefix = `${options.prefix}:l:`
+    this.#cluster = (client as { isCluster?: boolean }).isCluster === true
     // Registered once per client, even when several stores share it.
-    if (typeof this.#client.gcAcquire !== 'function') client.defineCommand('gcAcquire', { numberOfKeys: 1, lua: ACQUIRE_SCRIPT })
+    if (typeof this.#client.gcAcquire !== 'function') client.defineCommand('gcAcquire', { lua: ACQUIRE_SCRIPT })
     if (typeof this.#client.gcRelease !== 'function') client.defineCommand('gcRelease', { numberOfKeys: 1, lua: RELEASE_SCRIPT })
   }
 
@@ -129,8 +145,14 @@ export class RedisSingleFlight implements SingleFlight {
    * `leaseMs`), asks again: this call may then take the lease over. Past
    * `waitMs` in total, returns `'timeout'`. Rejects only when Redis cannot be
    * asked (a Redis that does not answer counts against `waitMs`).
+   *
+   * `cold`: the caller's lookup found no entry. On a single node the lease is
+   * then asked for in the same script as a check that the entry is still
+   * absent: a leader that stored it and released its lease just after that
+   * lookup answers `'released'` at once, instead of leaving the lease free for
+   * a second run. (Not on a Cluster, where the two keys are in different slots.)
    */
-  async lead(entryKey: string): Promise<Lease | WaitOutcome> {
+  async lead(entryKey: string, cold = false): Promise<Lease | WaitOutcome> {
     const key = this.leaseKey(entryKey)
     const deadline = Date.now() + this.waitMs
     for (;;) {
@@ -141,7 +163,7 @@ export class RedisSingleFlight implements SingleFlight {
       const waiter = this.#park(key)
       let asked: number | 'timeout'
       try {
-        asked = await this.#ask(key, token, remaining)
+        asked = await this.#ask(key, token, remaining, cold && !this.#cluster ? entryKey : undefined)
       } catch (err) {
         waiter.wake('timeout')
         throw err
@@ -151,12 +173,11 @@ export class RedisSingleFlight implements SingleFlight {
         // Never rejects (#release): a lease that could not be dropped dies with its TTL.
         return { release: () => this.#release(key, token) }
       }
-      if (asked === 'timeout') {
+      if (asked === 'timeout' || asked === -2) {
         waiter.wake('timeout')
-        return 'timeout'
+        return asked === -2 ? 'released' : 'timeout'
       }
-      // A lease without a TTL is not ours to honour for ever: treat it as a fresh one.
-      const expiresIn = (asked < 0 ? this.leaseMs : asked) + EXPIRY_SLACK_MS
+      const expiresIn = asked + EXPIRY_SLACK_MS
       const left = deadline - Date.now()
       const outcome = await waiter.wait(Math.min(left, expiresIn))
       if (outcome === 'released' || expiresIn >= left) return outcome
@@ -168,8 +189,10 @@ export class RedisSingleFlight implements SingleFlight {
    * lease granted after the bound is released at once: nobody will run the
    * handler for it.
    */
-  #ask(key: string, token: string, boundMs: number): Promise<number | 'timeout'> {
-    const asking = this.#subscribe().then(() => this.#client.gcAcquire(key, token, this.leaseMs))
+  #ask(key: string, token: string, boundMs: number, entryKey: string | undefined): Promise<number | 'timeout'> {
+    const asking = this.#subscribe().then(() =>
+      entryKey === undefined ? this.#client.gcAcquire(1, key, token, this.leaseMs) : this.#client.gcAcquire(2, key, entryKey, token, this.leaseMs)
+    )
     return new Promise((resolve, reject) => {
       let late = false
       const timer = setTimeout(() => {

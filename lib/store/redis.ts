@@ -2,13 +2,13 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis'
 import { GroupcacheError } from '../errors.js'
 import { loadIoredis } from './ioredis.js'
 import type { Logger } from '../core/generations.js'
-import { EntryKeys } from '../core/keys.js'
+import { EntryKeys, entryKey } from '../core/keys.js'
 import { BoundedMemo, stringBytes } from '../core/memo.js'
 import { keySlot } from './cluster-slot.js'
 import { BUMP_SCRIPT, SEED_SCRIPT } from './redis-scripts.js'
 import { RedisIdentity } from './redis-identity.js'
 import { RedisSingleFlight, singleFlightSettings, type SingleFlightOptions } from './redis-single-flight.js'
-import type { LookupResult, SingleFlight, Store, StoreContext } from './store.js'
+import type { GraceResult, LookupResult, SingleFlight, Store, StoreBumpOptions, StoreContext } from './store.js'
 
 export interface RedisStoreOptions {
   /** A caller-owned ioredis `Redis` or `Cluster`. The store never closes it. */
@@ -41,7 +41,7 @@ export interface RedisStoreOptions {
 
 type ScriptClient = (Redis | Cluster) & {
   gcSeed(n: number, ...keys: string[]): Promise<[number, ...string[]]>
-  gcBump(n: number, ...keys: string[]): Promise<number[]>
+  gcBump(n: number, ...keysAndArgs: (string | number)[]): Promise<number[]>
 }
 
 type Reply = (Buffer | null)[]
@@ -254,12 +254,49 @@ export class RedisStore implements Store {
     await this.client.del(key)
   }
 
-  async bump(versionKeys: readonly string[]): Promise<void> {
-    const next = this.#cluster
-      ? (await Promise.all(versionKeys.map((key) => this.#scripts.gcBump(1, key)))).flat()
-      : await this.#scripts.gcBump(versionKeys.length, ...versionKeys)
+  async bump(versionKeys: readonly string[], options: StoreBumpOptions = {}): Promise<void> {
+    const graceMs = Math.ceil(options.graceMs ?? 0)
+    const bumpedAt = Date.now()
+    const argv = [graceMs, bumpedAt, bumpedAt + graceMs]
+    const n = versionKeys.length
+    let next: number[]
+    if (this.#cluster) {
+      // A version key and its grace record live in different slots: one script per version key, then the
+      // records. Safe without atomicity: a record applies only while the version is the one it names.
+      next = (await Promise.all(versionKeys.map((key) => this.#scripts.gcBump(1, key, 1, ...argv)))).flat()
+      await Promise.all(
+        versionKeys.map((key, i) =>
+          graceMs > 0 ? this.client.set(graceKey(key), `${(next[i] as number) - 1} ${next[i] as number} ${bumpedAt} ${bumpedAt + graceMs}`, 'PX', graceMs) : this.client.del(graceKey(key))
+        )
+      )
+    } else {
+      next = await this.#scripts.gcBump(2 * n, ...versionKeys, ...versionKeys.map(graceKey), n, ...argv)
+    }
     // This process's next lookup of these keys then needs no second round trip.
     next.forEach((version, i) => this.#versions.set(versionKeys[i] as string, String(version)))
+  }
+
+  /** One read of the grace records on the miss path (one MGET per slot on a Cluster); the old entry only when one applies. */
+  async lookupGrace(versionKeys: readonly string[], versions: readonly string[], requestKey: string, entryPrefix: string): Promise<GraceResult | undefined> {
+    const records = await this.#identity.trust(() => this.#read(versionKeys.map(graceKey)))
+    const now = Date.now()
+    let previous: string[] | undefined
+    let bumpedAt = 0
+    let until = Infinity
+    records.forEach((record, i) => {
+      if (!record) return
+      const [from, to, at, end] = record.toString('latin1').split(' ')
+      // A record applies only to the version its soft bump set: any later bump ends it.
+      if (to !== versions[i] || Number(end) <= now) return
+      previous ??= [...versions]
+      previous[i] = from as string
+      bumpedAt = Math.max(bumpedAt, Number(at))
+      until = Math.min(until, Number(end))
+    })
+    if (previous === undefined) return undefined
+    const key = entryKey(entryPrefix, versionKeys, previous, requestKey)
+    const entry = await this.client.getBuffer(key)
+    return { entryKey: key, entry: entry ?? undefined, bumpedAt, until }
   }
 
   /**
@@ -293,3 +330,8 @@ export class RedisStore implements Store {
 }
 
 function ignore(): void {}
+
+/** The key of a version key's soft-bump record. */
+function graceKey(versionKey: string): string {
+  return `${versionKey}:g`
+}

@@ -14,6 +14,29 @@ export interface LookupResult {
   readonly entry: Buffer | undefined
 }
 
+/** How a bump moves its versions on (see {@link Store.bump}). */
+export interface StoreBumpOptions {
+  /**
+   * A soft bump: for this many milliseconds the previous generation's entries
+   * may still answer (stale) while one request recomputes. The store keeps a
+   * grace record per version key, written with the increment (and dropped by a
+   * later hard bump of the key), read only on the miss path (lookupGrace).
+   */
+  readonly graceMs?: number
+}
+
+/** An entry of the generation before a soft bump, still within its grace (see {@link Store.lookupGrace}). */
+export interface GraceResult {
+  /** The entry key of the previous generation. */
+  readonly entryKey: string
+  /** Its bytes, or undefined when the store no longer holds it. */
+  readonly entry: Buffer | undefined
+  /** Epoch milliseconds of the soft bump. */
+  readonly bumpedAt: number
+  /** Epoch milliseconds when the grace ends. */
+  readonly until: number
+}
+
 /** What a cache tells its store when it starts on it (see {@link Store.attach}). */
 export interface StoreContext {
   /** The cache's key prefix. */
@@ -38,8 +61,21 @@ export interface Store {
   set(key: string, value: Buffer, ttlMs: number): Promise<void>
   /** Drops one entry. */
   delete(key: string): Promise<void>
-  /** Atomically moves every version key on (seeding it first when missing). */
-  bump(versionKeys: readonly string[]): Promise<void>
+  /**
+   * Atomically moves every version key on (seeding it first when missing). A
+   * hard bump (no `graceMs`) also drops any grace record of those keys, in the
+   * same atomic step: after it, the old generation is never served.
+   */
+  bump(versionKeys: readonly string[], options?: StoreBumpOptions): Promise<void>
+  /**
+   * The entry the previous generation stored for this request, when a soft
+   * bump of one of these keys is within its grace and the key's version is
+   * still the one that bump set (`versions` are those the lookup returned).
+   * Only keys with a grace record are taken back to their previous version.
+   * Called on the miss path only, never on a hit. Stores without it have no
+   * soft bumps (a soft bump is then a hard one).
+   */
+  lookupGrace?(versionKeys: readonly string[], versions: readonly string[], requestKey: string, entryPrefix: string): GraceResult | undefined | Promise<GraceResult | undefined>
   /**
    * Called by every cache (Generations) started on this store, before its
    * first call: which epoch the store must move when its server's identity
@@ -79,8 +115,9 @@ export interface SingleFlight {
   /**
    * Takes the lease on an entry (the caller runs the handler, stores, then
    * releases it), or waits, bounded, for the process holding it. Rejects
-   * only when the store cannot be asked.
+   * only when the store cannot be asked. `cold`: the caller found no entry
+   * at all (none stale either); an entry stored since then answers `'released'`.
    */
-  lead(entryKey: string): Promise<Lease | WaitOutcome>
+  lead(entryKey: string, cold?: boolean): Promise<Lease | WaitOutcome>
   close(): Promise<void>
 }

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net'
 import { Readable } from 'node:stream'
 import express, { type RequestHandler } from 'express'
 import Fastify from 'fastify'
-import groupcache, { type GroupDef, type GroupValues, type GroupcacheOptions, type RouteCacheOptions } from '../../lib/index.js'
+import groupcache, { type BumpOptions, type GroupDef, type GroupValues, type GroupcacheOptions, type RouteCacheOptions } from '../../lib/index.js'
 import type { CacheStats } from '../../lib/index.js'
 import { expressCache } from '../../lib/express.js'
 import { request, type HttpResult } from './http.js'
@@ -21,7 +21,7 @@ export interface TestResponse {
   headers?: Record<string, string | string[]>
   body?: string | Buffer | Record<string, unknown> | Readable
   /** Bumps the handler records (reply.bumpGroup / res.bumpGroup). */
-  bumps?: [GroupDef, GroupValues?][]
+  bumps?: [GroupDef, GroupValues?, BumpOptions?][]
 }
 
 export interface TestRoute {
@@ -33,7 +33,7 @@ export interface TestRoute {
 
 /** What every adapter exposes as `app.groupcache` / `gc`. */
 export interface CacheApi {
-  bump(def: GroupDef, values?: GroupValues): Promise<boolean>
+  bump(def: GroupDef, values?: GroupValues, options?: BumpOptions): Promise<boolean>
   bumpRoute(pattern: string, params?: GroupValues): Promise<boolean>
   clear(): Promise<boolean>
   stats(): CacheStats
@@ -57,7 +57,7 @@ export const fastifyApp: AppFactory = async (options, routes) => {
       ...(route.cache === undefined ? {} : { config: { cache: route.cache } }),
       handler: async (req, reply) => {
         const res = await route.handler({ params: req.params as Record<string, string>, headers: req.headers, url: req.url })
-        for (const [def, values] of res.bumps ?? []) reply.bumpGroup(def, values)
+        for (const [def, values, options] of res.bumps ?? []) reply.bumpGroup(def, values, options)
         reply.code(res.status ?? 200)
         for (const [name, value] of Object.entries(res.headers ?? {})) reply.header(name, value)
         return reply.send(res.body)
@@ -78,7 +78,7 @@ export const expressApp: AppFactory = async (options, routes) => {
     const handlers: RequestHandler[] = route.cache === undefined ? [] : [gc.route(route.cache)]
     handlers.push(async (req, res) => {
       const out = await route.handler({ params: req.params as Record<string, string>, headers: req.headers, url: req.originalUrl })
-      for (const [def, values] of out.bumps ?? []) res.bumpGroup(def, values)
+      for (const [def, values, options] of out.bumps ?? []) res.bumpGroup(def, values, options)
       res.status(out.status ?? 200)
       for (const [name, value] of Object.entries(out.headers ?? {})) res.setHeader(name, value)
       const body = out.body

@@ -20,11 +20,12 @@ export interface Answer {
 /**
  * One process of an app on a Redis client: GET /users/:userId answers `v<db.v>`
  * (cached, group user:userId), PUT /users/:userId moves db.v on and bumps the group.
- * The client is the caller's: closed in teardown.
+ * The client is the caller's: closed in teardown. The timeout is generous (2 s):
+ * these tests share two cores with others, and none of them measures it.
  */
 export async function redisApp(t: Test, client: Redis | Cluster, db: Db, options: Partial<GroupcacheOptions> = {}): Promise<FastifyInstance> {
   const app = Fastify()
-  await app.register(groupcache, { store: new RedisStore({ client }), prefix: 'app', timeout: 500, logger: silent, ...options })
+  await app.register(groupcache, { store: new RedisStore({ client }), prefix: 'app', timeout: 2000, logger: silent, ...options })
   app.get('/users/:userId', { config: { cache: { groups: ['user:userId'] } } }, async () => `v${db.v}`)
   app.put('/users/:userId', async (_req, reply) => {
     db.v++

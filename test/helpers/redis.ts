@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { Cluster, Redis } from 'ioredis'
 
 /**
@@ -37,7 +37,7 @@ function cleanupNow(): void {
     rmSync(dir, { recursive: true, force: true })
   }
   live.clear()
-  if (registry !== undefined) rmSync(registry, { force: true })
+  if (registry !== undefined) rmSync(dirname(registry), { recursive: true, force: true })
 }
 
 function writeRegistry(): void {

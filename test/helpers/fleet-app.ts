@@ -1,0 +1,30 @@
+/**
+ * One app process of a fleet (test/fleet-single-flight.test.ts): Fastify with
+ * the plugin on a RedisStore with fleet-wide single flight, on a private Redis.
+ *
+ * argv: <redis port> <cache prefix> <handler ms> <lease ms> <wait ms>
+ * stdout: `listening <port>` once ready, then `run <pid>` each time the
+ * handler starts. Every handler run is also counted with INCR <prefix>:runs,
+ * so the test counts runs across processes from one place.
+ */
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import { groupcache, RedisStore } from '../../lib/index.js'
+
+const [redisPort, prefix, handlerMs, leaseMs, waitMs] = process.argv.slice(2).map((arg, i) => (i === 1 ? arg : Number(arg))) as [number, string, number, number, number]
+const counter = new Redis(redisPort, '127.0.0.1')
+const store = new RedisStore({ url: `redis://127.0.0.1:${redisPort}`, singleFlight: { leaseMs, waitMs } })
+const app = Fastify()
+// The test machine may be loaded: a lookup answered late must not turn into a bypass here.
+await app.register(groupcache, { store, prefix, timeout: 10_000 })
+app.get<{ Params: { id: string } }>('/report/:id', { config: { cache: { ttl: 60 } } }, async (request) => {
+  await counter.incr(`${prefix}:runs`)
+  process.stdout.write(`run ${process.pid}\n`)
+  await new Promise((resolve) => setTimeout(resolve, handlerMs))
+  return { id: request.params.id, by: process.pid }
+})
+app.addHook('onClose', () => void counter.disconnect())
+await app.listen({ port: 0, host: '127.0.0.1' })
+const address = app.server.address()
+process.stdout.write(`listening ${typeof address === 'object' && address !== null ? address.port : ''}\n`)
+for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void app.close().then(() => process.exit(0)))
