@@ -33,7 +33,7 @@ export default {
   // Two cores shared with Redis and the other test processes.
   concurrency: 1,
   timeoutMS: 30_000,
-  ignorePatterns: ['dist', 'reports', 'bench', '.stryker-tmp'],
+  ignorePatterns: ['dist', 'reports', 'bench', '.stryker-tmp', '.tap', 'coverage'],
   reporters: ['clear-text', 'progress', 'html'],
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
   thresholds: { high: 90, low: 80, break: null }

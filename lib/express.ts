@@ -85,11 +85,11 @@ function bodyOf(chunk: unknown, encoding: unknown): Buffer | undefined {
 }
 
 /** Writes a hit, a 304 or a collapsed response, without Express's send. */
-function serve(res: Response, ready: ReadyResponse, edge: readonly HeaderPair[]): void {
+function serve(res: Response, ready: ReadyResponse, edge: readonly HeaderPair[] | undefined): void {
   const stored = ready.headers
   const headers: Record<string, string | string[]> = { ...stored, 'cache-status': ready.cacheStatus }
   if (ready.age !== undefined) headers.age = ready.age
-  for (const [name, value] of edge) headers[name] = value
+  if (edge !== undefined) for (const [name, value] of edge) headers[name] = value
   if (ready.body !== undefined) headers['content-length'] = String(ready.body.length)
   // The handler's Vary tokens join those middleware set on this request (CORS's Origin).
   if (stored.vary !== undefined && res.hasHeader('vary')) headers.vary = mergeVary(res.getHeader('vary'), stored.vary)
@@ -293,7 +293,10 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
     const host = req.headers['x-forwarded-host'] === undefined ? req.headers.host : req.host
     const request: HttpRequest = { method: req.method, url, headers: req.headers, params, raw: req, host, query }
     whenReady(http.begin(route, request), (answer: Begin) => {
-      if (answer.kind === 'serve') return serve(res, answer, http.edgeHeaders(route, request, true, answer.headers['cache-control'] ?? res.getHeader('cache-control')))
+      if (answer.kind === 'serve') {
+        // Guarded: without the cdn option a hit pays nothing for it.
+        return serve(res, answer, http.edge === undefined ? undefined : http.edgeHeaders(route, request, true, answer.headers['cache-control'] ?? res.getHeader('cache-control')))
+      }
       if (answer.kind === 'bypass') {
         res.setHeader('cache-status', answer.cacheStatus)
         for (const [name, value] of http.edgeHeaders(route, request, false, undefined)) res.setHeader(name, value)

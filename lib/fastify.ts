@@ -6,7 +6,7 @@ import { GroupcacheError } from './errors.js'
 import { fastifyRouteParams } from './fastify-params.js'
 import { cacheApi, type CacheApi } from './http/api.js'
 import { CACHE_STATUS } from './http/cache-status.js'
-import { holdUntilDecided, Replacement, type RawResponse } from './http/capture.js'
+import { holdUntilDecided, REPLACE, type RawResponse, type Replacement } from './http/capture.js'
 import { mergeVary } from './http/entry.js'
 import { applyRecordedBumps, whenReady, type Begin, type HttpCache, type HttpRequest, type Miss, type ReadyResponse } from './http/http-cache.js'
 import { createHttpCache, type GroupcacheOptions } from './http/options.js'
@@ -198,7 +198,8 @@ function serve(http: HttpCache, route: CompiledRoute, req: HttpRequest, reply: F
   }
   reply.header('cache-status', answer.cacheStatus)
   if (answer.age !== undefined) reply.header('age', answer.age)
-  setAll(reply, http.edgeHeaders(route, req, true, reply.getHeader('cache-control')))
+  // Guarded: without the cdn option a hit pays nothing for it.
+  if (http.edge !== undefined) setAll(reply, http.edgeHeaders(route, req, true, reply.getHeader('cache-control')))
   return reply.send(answer.body)
 }
 
@@ -247,7 +248,7 @@ function runMiss(http: HttpCache, miss: Miss, req: HttpRequest, reply: FastifyRe
       // Not marked cacheable for a CDN: a stale answer is for this request only.
       if (finish.stale !== undefined) {
         const edge = http.edgeHeaders(miss.route, req, false, finish.stale.headers['cache-control'])
-        return new Replacement(finish.stale.status, hitHeaders(before, finish.stale, edge), finish.stale.body)
+        return { [REPLACE]: true, status: finish.stale.status, headers: hitHeaders(before, finish.stale, edge), body: finish.stale.body }
       }
       const extra: Record<string, string> = { 'cache-status': finish.cacheStatus }
       if (finish.etag !== undefined && out.headers.etag === undefined) extra.etag = finish.etag

@@ -1,3 +1,6 @@
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import express from 'express'
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import { fastlyPurger, groupcache, MemoryStore, type CdnPurger, type GroupcacheOptions, type GroupRequest, type GroupValues } from '../lib/index.js'
@@ -316,4 +319,20 @@ t.test('an edge with purgers only tags nothing and names no invalidation', async
   t.equal(await edge.afterBump(['user:1'], true), undefined)
   t.same(purged, [['idle']], 'still awaited')
   t.equal(Edge.create({ cdn: false, purgers: [] }), undefined, 'nothing to do: no edge')
+})
+
+t.test('express: a route table of gc.middleware() tags with the params it matched', async (t) => {
+  const gc = expressCache({ cdn: { headers: ['fastly'] } })
+  const app = express()
+  app.use(gc.middleware({ routes: { 'GET /users/:userId': { groups: ['user:userId'] } } }))
+  app.get('/users/:userId', (req, res) => res.json({ id: req.params.userId }))
+  const server = app.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(async () => {
+    server.close()
+    await gc.close()
+  })
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  t.match((await request(base, 'GET', '/users/5')).headers, { 'cache-status': 'groupcache; fwd=miss; stored', 'surrogate-key': 'gc/user:5 gc' })
+  t.match((await request(base, 'GET', '/users/5')).headers, { 'cache-status': /hit/, 'surrogate-key': 'gc/user:5 gc' })
 })

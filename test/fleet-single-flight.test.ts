@@ -32,7 +32,7 @@ interface App {
 /** Starts one app process and waits until it listens. */
 async function startApp(prefix: string, handlerMs: number, leaseMs: number, waitMs: number): Promise<App> {
   const proc = spawn(process.execPath, [...process.execArgv, APP, String(server.port), prefix, String(handlerMs), String(leaseMs), String(waitMs)], {
-    stdio: ['ignore', 'pipe', 'inherit']
+    stdio: ['pipe', 'pipe', 'inherit']
   })
   apps.add(proc)
   proc.once('exit', () => apps.delete(proc))
@@ -140,6 +140,8 @@ t.test('a leader killed with SIGKILL mid-handler: the others answer within lease
 interface Pair {
   readonly a: FastifyInstance
   readonly b: FastifyInstance
+  /** The store connections of a and b. */
+  readonly clients: Redis[]
   runs: number
 }
 
@@ -149,12 +151,13 @@ async function pair(
   t: Test,
   prefix: string,
   handler: (run: number, reply: FastifyReply) => Promise<unknown>,
-  route: { ttl?: number; staleWhileRevalidate?: number } = {},
+  route: { ttl?: number; staleWhileRevalidate?: number; staleIfError?: number } = {},
   clientFor: () => Redis = () => server.client()
 ): Promise<Pair> {
-  const state = { runs: 0 }
+  const state = { runs: 0, clients: [] as Redis[] }
   const make = async (): Promise<FastifyInstance> => {
     const client = clientFor()
+    state.clients.push(client)
     const app = Fastify()
     await app.register(groupcache, { store: new RedisStore({ client, singleFlight: { leaseMs: 10_000, waitMs: 20_000 } }), prefix, timeout: 10_000 })
     app.get('/r/:id', { config: { cache: { ttl: 60, ...route } } }, (_request, reply) => handler(++state.runs, reply))
@@ -180,6 +183,37 @@ async function leaderThenFollower(p: Pair, url: string): Promise<[{ status: stri
     { status: String(y.headers['cache-status']), body: y.body }
   ]
 }
+
+t.test('in one process standing for two: the follower is woken by the release and serves the stored entry as collapsed', async (t) => {
+  const p = await pair(t, 'edge0', async (run) => {
+    await sleep(200)
+    return { run }
+  })
+  const [leader, follower] = await leaderThenFollower(p, '/r/0')
+  t.equal(leader.status, 'groupcache; fwd=miss; stored')
+  t.equal(follower.status, 'groupcache; fwd=miss; collapsed')
+  t.same([leader.body, follower.body, p.runs], ['{"run":1}', '{"run":1}', 1])
+  t.equal(p.b.groupcache.stats().collapsed, 1)
+})
+
+t.test('a store fault while re-reading after the wake-up: the follower runs its own handler, answers 200', async (t) => {
+  const p = await pair(t, 'edge6', async (run) => {
+    await sleep(run === 1 ? 300 : 0)
+    return { run }
+  })
+  const first = p.a.inject('/r/6')
+  while (p.runs === 0) await sleep(5)
+  const second = p.b.inject('/r/6')
+  // b's lookup is done and it waits on its subscriber connection; its main connection goes away.
+  await sleep(100)
+  p.clients[1]?.disconnect()
+  const [x, y] = await Promise.all([first, second])
+  t.equal(x.headers['cache-status'], 'groupcache; fwd=miss; stored')
+  t.equal(y.statusCode, 200)
+  t.same(y.body, '{"run":2}', 'b ran its own handler')
+  t.equal(y.headers['cache-status'], 'groupcache; fwd=miss; detail=store-error', 'and could not store it either')
+  t.ok(p.b.groupcache.stats().errors >= 1, 'the fault was counted')
+})
 
 t.test('the leader\'s response was not stored: the woken follower runs its own handler at once', async (t) => {
   const p = await pair(t, 'edge1', async (run, reply) => {
@@ -276,4 +310,26 @@ t.test('a single-flight fault is logged and counted; the request runs its handle
   t.equal(res.headers['cache-status'], 'groupcache; fwd=miss; stored')
   t.equal(p.a.groupcache.stats().errors, 1, 'one store fault counted')
   t.equal((await p.b.inject('/r/5')).headers['cache-status'], 'groupcache; hit; ttl=59')
+})
+
+t.test('a leader answered by stale-if-error releases its lease: the follower does not wait for the TTL', async (t) => {
+  const p = await pair(
+    t,
+    'edge7',
+    async (run, reply) => {
+      if (run === 1) return { run }
+      await sleep(run === 2 ? 200 : 0)
+      return reply.code(500).send({ failed: run })
+    },
+    { ttl: 1, staleIfError: 60 }
+  )
+  t.equal((await p.a.inject('/r/7')).headers['cache-status'], 'groupcache; fwd=miss; stored')
+  await sleep(1100)
+  const started = Date.now()
+  const [leader, follower] = await leaderThenFollower(p, '/r/7')
+  t.match(leader.status, /^groupcache; fwd=stale; fwd-status=500; ttl=-\d+; detail=stale-if-error$/)
+  t.same(leader.body, '{"run":1}', 'the stale body')
+  t.match(follower.status, /detail=stale-if-error$/, 'the follower ran its own (failing) handler and answered stale too')
+  t.same(follower.body, '{"run":1}')
+  t.ok(Date.now() - started < 5000, 'woken by the release, not by the 10 s lease')
 })

@@ -1,4 +1,7 @@
+import { Readable } from 'node:stream'
+import Fastify from 'fastify'
 import t from 'tap'
+import groupcache from '../lib/index.js'
 import type { HttpResult } from './helpers/http.js'
 import { matrix } from './helpers/matrix.js'
 
@@ -15,12 +18,14 @@ const tick = () => new Promise((resolve) => realImmediate(resolve))
  * is answered with the stale body within the window, and with its error after it.
  */
 await matrix(t, async (t, { app: makeApp }) => {
-  let failure: 'none' | 'throw' | 503 = 'none'
+  let failure: 'none' | 'throw' | 503 | 'empty' | 'streamed' = 'none'
   let version = 0
   const handler = () => {
     version++
     if (failure === 'throw') throw new Error('origin down (test)')
     if (failure === 503) return { status: 503, body: 'unavailable' }
+    if (failure === 'empty') return { status: 500 }
+    if (failure === 'streamed') return { status: 502, body: Readable.from([Buffer.from('bad '), Buffer.from('gateway')]) }
     return { body: `feed v${version}`, headers: { 'content-type': 'text/plain', 'x-origin': 'feed' } }
   }
   // staleIfError from the plugin option; /strict turns it off; a store timeout far above what a mocked tick can reach.
@@ -67,6 +72,15 @@ await matrix(t, async (t, { app: makeApp }) => {
   t.equal(unavailable.body, 'feed v1')
   t.match(unavailable.headers['cache-status'], /^groupcache; fwd=stale; fwd-status=503; ttl=-\d+; detail=stale-if-error$/)
 
+  failure = 'empty'
+  t.equal((await get('/feed')).body, 'feed v1', 'a 5xx with no body: the stale entry answers')
+  t.equal((await app.request('HEAD', '/feed')).status, 500, 'HEAD is not answered stale (its miss is never stored or shared)')
+  failure = 'streamed'
+  const streamed = await get('/feed')
+  t.equal(streamed.status, 502, 'a streamed 5xx goes out as it is (part of it may be written already)')
+  t.equal(streamed.body, 'bad gateway')
+  failure = 503
+
   const strict = await get('/strict')
   t.equal(strict.status, 503, 'a route with staleIfError: 0 lets the error through')
   t.equal(strict.headers['cache-status'], 'groupcache; fwd=miss; detail=status')
@@ -94,4 +108,45 @@ await matrix(t, async (t, { app: makeApp }) => {
   t.match(soft.headers['cache-status'], /^groupcache; fwd=stale; fwd-status=503; ttl=-\d+; detail=stale-if-error$/)
   t.clock.advance(31_000)
   t.equal((await get('/feed')).status, 503, 'after the grace, the error goes through')
+})
+
+t.test('Fastify: a stale answer keeps the headers set before the handler, merges Vary, adds CDN headers', async (t) => {
+  const app = Fastify()
+  await app.register(groupcache, { staleIfError: 60, cdn: true })
+  app.addHook('onRequest', async (_request, reply) => {
+    reply.header('x-preset', ['a', 'b'])
+    reply.header('vary', 'Origin')
+  })
+  let failing = false
+  app.get('/doc', { config: { cache: { group: 'doc', vary: ['accept-language'] } } }, async (_request, reply) => {
+    if (failing) throw new Error('origin down (test)')
+    reply.header('vary', 'Origin, Accept-Language')
+    return 'doc v1'
+  })
+  t.teardown(() => app.close())
+  t.equal((await app.inject('/doc')).headers['cache-status'], 'groupcache; fwd=miss; stored')
+  await app.groupcache.bump('doc', {}, { grace: 30 })
+  failing = true
+  const stale = await app.inject('/doc')
+  t.equal(stale.statusCode, 200)
+  t.equal(stale.body, 'doc v1', 'the soft-bumped entry answers the failing handler')
+  t.match(stale.headers['cache-status'], /^groupcache; fwd=stale; fwd-status=500; ttl=-\d+; detail=stale-if-error$/)
+  t.same(stale.headers['x-preset'], ['a', 'b'], 'a header set before the handler is kept')
+  t.equal(stale.headers.vary, 'Origin, Accept-Language', 'Vary merged')
+  t.match(stale.headers['cache-groups'], /"gc\/doc"/, 'the CDN headers of the route')
+  t.notMatch(String(stale.headers['cache-control']), /max-age|s-maxage/, 'not made cacheable for the CDN')
+})
+
+t.test('staleIfError must be a number of seconds, on the route and the plugin', async (t) => {
+  const app = Fastify()
+  await app.register(groupcache)
+  t.throws(() => app.get('/x', { config: { cache: { staleIfError: -1 } } }, async () => 'x'), {
+    code: 'GC_INVALID_OPTION',
+    message: 'groupcache: route GET /x: option staleIfError must be a number of seconds (0 or more), got -1'
+  })
+  await app.close()
+  const bad = Fastify()
+  await t.rejects(async () => {
+    await bad.register(groupcache, { staleIfError: '60' as unknown as number })
+  }, { code: 'GC_INVALID_OPTION', message: /option staleIfError/ })
 })

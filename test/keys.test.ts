@@ -1,5 +1,6 @@
 import t from 'tap'
-import { entryKey, entryMaterial, EntryKeys, versionKey, versionKeyFromEncoded, VersionKeys } from '../lib/core/keys.js'
+import { createHash } from 'node:crypto'
+import { entryKey, entryMaterial, entryPrefix, epochKey, EntryKeys, versionKey, versionKeyFromEncoded, VersionKeys } from '../lib/core/keys.js'
 import { encodeMapping } from '../lib/core/encoding.js'
 import { compileGroup, type CompiledGroup, type GroupValues } from '../lib/core/groups.js'
 import { sha1hex } from '../lib/core/encoding.js'
@@ -75,6 +76,51 @@ t.test('version keys of compiled groups: the memo gives what encoding gives, for
   t.not(memo.of(post, { id: '42' }), memo.of(user, { id: '42' }))
   t.throws(() => memo.of(post, {}), { code: 'GC_MISSING_VALUE' }, 'a missing value is still an error')
   t.throws(() => memo.of(post, { id: {} as never }), { code: 'GC_INVALID_VALUE' }, 'and a bad one')
+})
+
+t.test('the key scheme, pinned: known answers computed outside lib/ (a changed scheme is a deliberate, visible change)', async (t) => {
+  t.equal(epochKey('gc'), 'gc:epoch')
+  t.equal(entryPrefix('gc'), 'gc:e:')
+  t.equal(versionKey('gc', { group: 'user', userId: '42' }), 'gc:v:' + createHash('sha1').update('[["group","user"],["userId","42"]]').digest('base64url'))
+  const material = 'gc:epoch=1700000000000001\ngc:v:a=7\n["fp","h","/p",""]'
+  t.equal(entryMaterial(['gc:epoch', 'gc:v:a'], ['1700000000000001', '7'], '["fp","h","/p",""]'), material)
+  t.equal(entryKey('gc:e:', ['gc:epoch', 'gc:v:a'], ['1700000000000001', '7'], '["fp","h","/p",""]'), 'gc:e:' + createHash('sha1').update(material).digest('hex'))
+  // Every part of the material moves the key: the versions above all (a bump must orphan).
+  const base = entryKey('gc:e:', ['k1', 'k2'], ['1', '2'], 'rk')
+  t.not(entryKey('gc:e:', ['k1', 'k2'], ['1', '3'], 'rk'), base, 'last version')
+  t.not(entryKey('gc:e:', ['k1', 'k2'], ['2', '2'], 'rk'), base, 'first version')
+  t.not(entryKey('gc:e:', ['k1', 'k3'], ['1', '2'], 'rk'), base, 'a version key')
+  t.not(entryKey('gc:e:', ['k2', 'k1'], ['2', '1'], 'rk'), base, 'order of the pairs')
+  t.not(entryKey('gc:e:', ['k1', 'k2'], ['1', '2'], 'rk2'), base, 'request key')
+})
+
+t.test('the version-key memo saves the encoding of a one-param group: encode runs once per group and value', async (t) => {
+  const group = compileGroup('post:id')
+  let encoded = 0
+  const counting: CompiledGroup = { ...group, encode: (values, request) => (encoded++, group.encode(values, request)) }
+  const other = compileGroup('user:id')
+  let encodedOther = 0
+  const countingOther: CompiledGroup = { ...other, encode: (values, request) => (encodedOther++, other.encode(values, request)) }
+  const memo = new VersionKeys('gc')
+  for (let i = 0; i < 5; i++) {
+    memo.of(counting, { id: '42' })
+    memo.of(countingOther, { id: '42' })
+  }
+  t.equal(encoded, 1, 'post:id 42 encoded once')
+  t.equal(encodedOther, 1, 'user:id 42 encoded once: groups do not share memo slots')
+  memo.of(counting, { id: '43' })
+  t.equal(encoded, 2, 'another value is another slot')
+  const list = compileGroup(['id', 'page'])
+  let encodedList = 0
+  const countingList: CompiledGroup = { ...list, encode: (values, request) => (encodedList++, list.encode(values, request)) }
+  memo.of(countingList, { id: '1', page: '2' })
+  memo.of(countingList, { id: '1', page: '2' })
+  t.equal(encodedList, 2, 'two params: encoded each time (the memo is keyed by the encoding then)')
+  let encodedNumber = 0
+  const countingNumber: CompiledGroup = { ...group, encode: (values, request) => (encodedNumber++, group.encode(values, request)) }
+  memo.of(countingNumber, { id: 42 })
+  memo.of(countingNumber, { id: 42 })
+  t.equal(encodedNumber, 2, 'a non-string value goes through encode, which converts or rejects it')
 })
 
 t.test('Cache-Status and Age values', async (t) => {

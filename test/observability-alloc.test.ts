@@ -41,16 +41,24 @@ t.test('the lookup trace allocates only while someone subscribes', async (t) => 
   const warm = () => {
     for (let i = 0; i < 50_000; i++) hit()
   }
-  warm()
-  const quiet = bytesPerHit(http, hit)
-  const stop = subscribeLookups({ answered: () => {} })
-  warm()
-  const traced = bytesPerHit(http, hit)
-  stop()
-  warm()
-  const quietAgain = bytesPerHit(http, hit)
-  // Levels shift by up to ~150 bytes between optimized variants of the hit path, so the
-  // assertions compare against the context's cost (300–500 bytes) rather than demand equality.
-  t.ok(traced - quiet > 100, `a subscriber costs the context (${quiet.toFixed(1)} → ${traced.toFixed(1)} bytes per hit)`)
-  t.ok(traced - quietAgain > 100, `unsubscribed, that cost is gone again (${quietAgain.toFixed(1)} bytes per hit)`)
+  // Levels shift by up to ~150 bytes between optimized variants of the hit path (and a
+  // loaded machine adds noise), so the comparison is against the context's cost (300–500
+  // bytes), and a measurement gets three tries: without the hasSubscribers guard, no try
+  // shows a difference.
+  const tries: string[] = []
+  for (let attempt = 0; attempt < 3; attempt++) {
+    warm()
+    const quiet = bytesPerHit(http, hit)
+    const stop = subscribeLookups({ answered: () => {} })
+    warm()
+    const traced = bytesPerHit(http, hit)
+    stop()
+    warm()
+    const quietAgain = bytesPerHit(http, hit)
+    tries.push(`${quiet.toFixed(1)} → ${traced.toFixed(1)} → ${quietAgain.toFixed(1)}`)
+    if (traced - quiet > 100 && traced - quietAgain > 100) break
+  }
+  const last = (tries.at(-1) as string).split(' → ').map(Number) as [number, number, number]
+  t.ok(last[1] - last[0] > 100, `a subscriber costs the context (bytes per hit, quiet → traced → quiet: ${tries.join('; ')})`)
+  t.ok(last[1] - last[2] > 100, 'unsubscribed, that cost is gone again')
 })

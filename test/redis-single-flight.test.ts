@@ -1,6 +1,7 @@
 import t from 'tap'
 import { RedisSingleFlight, singleFlightSettings, type Lease } from '../lib/store/redis-single-flight.js'
-import { startRedis } from './helpers/redis.js'
+import { RedisStore } from '../lib/store/redis.js'
+import { RedisCluster, startRedis } from './helpers/redis.js'
 
 const server = await startRedis()
 const clients = [server.client(), server.client(), server.client()]
@@ -126,9 +127,14 @@ t.test('a Redis that does not answer costs at most waitMs; a lease granted after
   await (warm as Lease).release()
   frozen.freeze()
   const before = Date.now()
-  t.equal(await flight.lead('entry-f'), 'timeout', 'gave up instead of hanging')
+  const leading = flight.lead('entry-f')
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  // Closing wakes the parked waiter first; the bounded ask then gives up as well.
+  const closing = flight.close()
+  t.equal(await leading, 'timeout', 'gave up instead of hanging')
   t.ok(Date.now() - before < 3000)
   frozen.thaw()
+  await closing
   // The SET NX sent while frozen is answered now, and its lease dropped: the next caller leads.
   const observer = frozen.client()
   t.teardown(() => observer.disconnect())
@@ -168,4 +174,76 @@ t.test('a subscriber that cannot subscribe rejects lead(); the next call tries a
   const lease = await flight.lead('entry-s')
   t.ok(isLease(lease), 'subscribed on the second try')
   await (lease as Lease).release()
+})
+
+t.test('RedisStore: off by default; on, one instance made on first use, named by the first attached prefix, none after close', async (t) => {
+  const client = server.client()
+  t.teardown(() => client.disconnect())
+  t.equal(new RedisStore({ client }).singleFlight, undefined, 'off unless asked for')
+  t.throws(() => new RedisStore({ client, singleFlight: { waitMs: 0 } }), { code: 'GC_INVALID_OPTION', message: /singleFlight\.waitMs/ })
+
+  const unattached = new RedisStore({ client, singleFlight: true })
+  const flight = unattached.singleFlight as RedisSingleFlight
+  t.equal(unattached.singleFlight, flight, 'the same instance every time')
+  t.match(flight.leaseKey('gc:e:x'), /^gc:l:/, 'the default prefix when no cache attached')
+  await unattached.close()
+  t.equal(unattached.singleFlight, undefined, 'a closed store opens nothing more')
+
+  const store = new RedisStore({ client, singleFlight: { leaseMs: 1000 } })
+  const context = { epochKey: 'x:epoch', logger: console, reportFault: () => {} }
+  store.attach({ ...context, prefix: 'first' })
+  store.attach({ ...context, prefix: 'second' })
+  const named = store.singleFlight as RedisSingleFlight
+  t.match(named.leaseKey('e'), /^first:l:/)
+  t.equal(named.leaseMs, 1000)
+  t.equal(named.waitMs, 10_000)
+  const lease = await named.lead('entry-store')
+  t.ok(isLease(lease))
+  await store.close()
+  t.equal(named.waiting, 0)
+  t.equal(await named.lead('entry-store-2'), 'timeout', 'closed with the store')
+  await (lease as Lease).release()
+})
+
+t.test('release() never rejects, even when Redis is gone; cold: an entry stored since the lookup answers released', async (t) => {
+  const client = server.client()
+  const flight = new RedisSingleFlight(client, { prefix: 'sf-rel' })
+  t.teardown(async () => {
+    await flight.close()
+    client.disconnect()
+  })
+  await clients[0]?.set('sf-rel:e:stored', 'bytes', 'PX', 10_000)
+  t.equal(await flight.lead('sf-rel:e:stored', true), 'released', 'the entry is there: read it, no lease')
+  t.equal(await clients[0]?.exists(flight.leaseKey('sf-rel:e:stored')), 0, 'and no lease was taken')
+  const notCold = await flight.lead('sf-rel:e:stored')
+  t.ok(isLease(notCold), 'without cold (a stale entry is there), the lease is taken')
+  await (notCold as Lease).release()
+  const lease = await flight.lead('entry-gone')
+  client.disconnect()
+  await t.resolves((lease as Lease).release())
+})
+
+t.test('on a 3-master Cluster: one leader, the others woken by its release (PUBLISH from a script); cold checks no entry there', async (t) => {
+  const cluster = await RedisCluster.start()
+  const [c1, c2] = [cluster.client(), cluster.client()]
+  const [a, b] = [c1, c2].map((client) => new RedisSingleFlight(client, { prefix: 'sfc', leaseMs: 10_000, waitMs: 10_000 })) as [RedisSingleFlight, RedisSingleFlight]
+  t.teardown(async () => {
+    await a.close()
+    await b.close()
+    c1.disconnect()
+    c2.disconnect()
+    await cluster.stop()
+  })
+  const held = await a.lead('sfc:e:one')
+  t.ok(isLease(held))
+  const waiting = b.lead('sfc:e:one')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.equal(b.waiting, 1)
+  await (held as Lease).release()
+  t.equal(await waiting, 'released')
+  // The entry key and the lease key are in different slots: no EXISTS in the script, the lease is taken.
+  await c1.set('sfc:e:two', 'bytes', 'PX', 10_000)
+  const cold = await a.lead('sfc:e:two', true)
+  t.ok(isLease(cold))
+  await (cold as Lease).release()
 })

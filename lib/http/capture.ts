@@ -12,13 +12,14 @@ export interface Outgoing {
   readonly body: Buffer | string | undefined | typeof STREAMED
 }
 
-/** A whole response written instead of the one held (stale-if-error). */
-export class Replacement {
-  constructor(
-    readonly status: number,
-    readonly headers: Record<string, string | string[]>,
-    readonly body: Buffer | undefined
-  ) {}
+/** Marks what decide() returns to write another whole response instead of the one held (stale-if-error). */
+export const REPLACE: unique symbol = Symbol('groupcache.replace')
+
+export interface Replacement {
+  readonly [REPLACE]: true
+  readonly status: number
+  readonly headers: Record<string, string | string[]>
+  readonly body: Buffer | undefined
 }
 
 /** The part of Node's ServerResponse (HTTP/1) and Http2ServerResponse this needs. */
@@ -101,7 +102,7 @@ export function holdUntilDecided(
     const status = head === undefined ? res.statusCode : Number(head[0])
     const flush = (extra: Record<string, string> | Replacement | undefined) => {
       restore()
-      if (extra instanceof Replacement) {
+      if (extra !== undefined && REPLACE in extra) {
         // What was held is dropped (only a whole body is ever replaced: nothing of it was written).
         queue = undefined
         const { status, headers, body } = extra

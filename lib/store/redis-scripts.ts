@@ -44,7 +44,8 @@ return out
  * ARGV: n, graceMs, bumpedAt, until. KEYS: the n version keys, then either
  * nothing (a Cluster sends one key per script) or the n grace record keys:
  * a soft bump (graceMs > 0) writes each key's record `from to bumpedAt until`
- * with PX graceMs, a hard bump deletes it, in the same atomic step as the INCR.
+ * with PX graceMs, a hard bump deletes it (only when there is one: a plain hard
+ * bump writes nothing more than before), in the same atomic step as the INCR.
  * Returns the new versions (integers: exact below 2^53, where a µs seed stays
  * for centuries; Lua's tostring would print them in exponent form).
  */
@@ -61,7 +62,7 @@ for i = 1, n do
   if #KEYS > n then
     if grace > 0 and from then
       redis.call('SET', KEYS[n + i], from .. ' ' .. redis.call('GET', KEYS[i]) .. ' ' .. ARGV[3] .. ' ' .. ARGV[4], 'PX', grace)
-    else
+    elseif redis.call('EXISTS', KEYS[n + i]) == 1 then
       redis.call('DEL', KEYS[n + i])
     end
   end

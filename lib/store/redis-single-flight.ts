@@ -198,16 +198,15 @@ export class RedisSingleFlight implements SingleFlight {
       const timer = setTimeout(() => {
         late = true
         resolve('timeout')
-        asking.then((taken) => (taken === -1 ? this.#release(key, token) : undefined), () => {})
       }, boundMs)
+      // After the bound these settle nothing (the promise is resolved); only a late lease needs handling.
       asking.then(
         (taken) => {
-          if (late) return
           clearTimeout(timer)
+          if (late && taken === -1) void this.#release(key, token)
           resolve(taken)
         },
         (err: unknown) => {
-          if (late) return
           clearTimeout(timer)
           reject(err)
         }
@@ -233,7 +232,8 @@ export class RedisSingleFlight implements SingleFlight {
         resolve: (result) => {
           clearTimeout(waiter.timer)
           if (!waiters.delete(waiter)) return
-          if (waiters.size === 0 && this.#waiters.get(key) === waiters) this.#waiters.delete(key)
+          // The set leaves the map only once empty, so the map still holds this one.
+          if (waiters.size === 0) this.#waiters.delete(key)
           resolve(result)
         },
         timer: undefined

@@ -3,6 +3,7 @@
  * the plugin on a RedisStore with fleet-wide single flight, on a private Redis.
  *
  * argv: <redis port> <cache prefix> <handler ms> <lease ms> <wait ms>
+ * stdin: a pipe from the test; the app exits when it closes.
  * stdout: `listening <port>` once ready, then `run <pid>` each time the
  * handler starts. Every handler run is also counted with INCR <prefix>:runs,
  * so the test counts runs across processes from one place.
@@ -28,3 +29,6 @@ await app.listen({ port: 0, host: '127.0.0.1' })
 const address = app.server.address()
 process.stdout.write(`listening ${typeof address === 'object' && address !== null ? address.port : ''}\n`)
 for (const signal of ['SIGTERM', 'SIGINT'] as const) process.once(signal, () => void app.close().then(() => process.exit(0)))
+// The test holds this pipe open: when the test process dies however it dies (even SIGKILL), the app goes too.
+process.stdin.on('end', () => process.exit(0))
+process.stdin.resume()
