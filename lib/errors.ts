@@ -22,8 +22,6 @@ export type GroupcacheErrorCode =
   | 'GC_INVALID_PATTERN'
   /** The store is not being called for now: the circuit breaker is open after repeated faults. */
   | 'GC_STORE_UNAVAILABLE'
-  /** The cache (or its store) was closed. */
-  | 'GC_CLOSED'
   /** An optional package a feature needs is not installed (e.g. ioredis for RedisStore({ url })). */
   | 'GC_MISSING_DEPENDENCY'
   /** A CDN purge was refused by the vendor or never reached it (logged; never fails a mutation). */

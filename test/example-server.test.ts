@@ -23,10 +23,25 @@ interface Run {
   killAll(): void
 }
 
+/**
+ * The environment a user's shell would give: none of tap's coverage or loader
+ * settings. (The example runs under tsx, which transpiles lib/ to other offsets
+ * than the test runner's loader: its V8 coverage, merged with the suite's,
+ * garbled the report of every lib/ file it loaded.)
+ */
+function userEnv(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {}
+  for (const [name, value] of Object.entries(process.env)) {
+    if (name === 'NODE_V8_COVERAGE' || name === 'NODE_OPTIONS' || name.startsWith('_TAPJS') || name.startsWith('TAP')) continue
+    env[name] = value
+  }
+  return env
+}
+
 async function startExample(script: string, env: Record<string, string>): Promise<Run> {
   const child = spawn('npm', ['run', '--silent', script], {
     cwd: ROOT,
-    env: { ...process.env, PORT: '0', ...env },
+    env: { ...userEnv(), PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, so teardown can reach a server orphaned by a failed stop.
     detached: true
