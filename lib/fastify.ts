@@ -79,7 +79,7 @@ function bumpsOf(reply: FastifyReply): Bumps {
 }
 
 const plugin: FastifyPluginAsync<FastifyGroupcacheOptions> = async (fastify, options) => {
-  const { lookupAt = 'handler', ...cacheOptions } = (options ?? {}) as FastifyGroupcacheOptions
+  const { lookupAt = 'handler', ...cacheOptions } = options as FastifyGroupcacheOptions
   if (lookupAt !== 'handler' && lookupAt !== 'onRequest') {
     throw new GroupcacheError('GC_INVALID_OPTION', `groupcache: option lookupAt must be 'handler' or 'onRequest', got ${JSON.stringify(lookupAt)}`)
   }
@@ -128,7 +128,7 @@ const plugin: FastifyPluginAsync<FastifyGroupcacheOptions> = async (fastify, opt
     fastify.addHook('onRequest', function lateRouteGuard(request, reply, done) {
       const config = request.routeOptions.config as { cache?: unknown; [kCompiled]?: true }
       if (config.cache === undefined || config.cache === false || config[kCompiled] === true) return done()
-      const name = `${request.routeOptions.method.toString()} ${request.routeOptions.url ?? ''}`
+      const name = `${request.routeOptions.method.toString()} ${String(request.routeOptions.url)}`
       if (!warned.has(name)) {
         warned.add(name)
         gens.logger.error({ route: name }, `groupcache: route ${name} declares config.cache but was added before the groupcache plugin had loaded, so it is not cached: use \`await app.register(groupcache)\` before adding routes`)

@@ -39,9 +39,11 @@ function userEnv(): NodeJS.ProcessEnv {
 }
 
 async function startExample(script: string, env: Record<string, string>): Promise<Run> {
-  const child = spawn('npm', ['run', '--silent', script], {
+  // Through `env -i`: tap's process tracking re-adds its variables to the
+  // environment of every spawn, and `env` (exec'ing npm, same pid) drops them.
+  const vars = Object.entries({ ...userEnv(), PORT: '0', ...env }).map(([name, value]) => `${name}=${value ?? ''}`)
+  const child = spawn('env', ['-i', ...vars, 'npm', 'run', '--silent', script], {
     cwd: ROOT,
-    env: { ...userEnv(), PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     // Its own process group, so teardown can reach a server orphaned by a failed stop.
     detached: true

@@ -5,7 +5,7 @@ import groupcache from '../lib/index.js'
 import { fastifyRouteParams } from '../lib/fastify-params.js'
 import { createHttpCache } from '../lib/http/options.js'
 import { gate } from './helpers/matrix.js'
-import { until } from './helpers/faulty-store.js'
+import { FaultyStore, until } from './helpers/faulty-store.js'
 
 t.test('the params of Fastify patterns', async (t) => {
   t.same(fastifyRouteParams('/users/:userId/posts/:postId'), ['userId', 'postId'])
@@ -98,5 +98,45 @@ t.test('a query with bad percent-encoding is keyed by its raw text', async (t) =
   t.equal((await app.inject('/q?a=%E0%A4%A')).headers['cache-status'], 'groupcache; fwd=miss; stored')
   t.match((await app.inject('/q?a=%E0%A4%A')).headers['cache-status'], /hit/)
   t.equal((await app.inject('/q?a=%E0%A4')).body, 'run 2')
+  await app.close()
+})
+
+t.test('the hooks groupcache adds keep the route’s own onRequest and preHandler hooks, given as a function or an array', async (t) => {
+  const app = Fastify()
+  await app.register(groupcache, { lookupAt: 'onRequest' })
+  const seen: string[] = []
+  const mark = (what: string) => async () => {
+    seen.push(what)
+  }
+  app.get('/fn', { config: { cache: true }, onRequest: mark('fn onRequest') }, async () => 'fn')
+  app.get('/list', { config: { cache: true }, onRequest: [mark('list onRequest')] }, async () => 'list')
+  app.post('/bump-fn', { config: { cache: { bumps: ['things'] } }, preHandler: mark('bump preHandler') }, async () => 'bumped')
+  app.post('/bump-list', { config: { cache: { bumps: ['things'] } }, preHandler: [mark('bump list preHandler')] }, async () => 'bumped')
+  await app.ready()
+  for (const url of ['/fn', '/list']) {
+    t.equal((await app.inject(url)).headers['cache-status'], 'groupcache; fwd=miss; stored', `${url}: a miss`)
+    t.match((await app.inject(url)).headers['cache-status'], /^groupcache; hit; ttl=\d+$/, `${url}: a hit`)
+  }
+  t.equal((await app.inject({ method: 'POST', url: '/bump-fn' })).body, 'bumped')
+  t.equal((await app.inject({ method: 'POST', url: '/bump-list' })).body, 'bumped')
+  t.same(seen, ['fn onRequest', 'fn onRequest', 'list onRequest', 'list onRequest', 'bump preHandler', 'bump list preHandler'])
+  t.equal(app.groupcache.stats().bumps, 2, 'each declared bump landed')
+  await app.close()
+})
+
+t.test('a handler that answers through reply.send and returns nothing is waited for after an asynchronous lookup', async (t) => {
+  // A store whose lookups answer asynchronously, as Redis does.
+  const { MemoryStore } = await import('../lib/index.js')
+  const store = new FaultyStore(new MemoryStore())
+  const app = Fastify()
+  await app.register(groupcache, { store })
+  app.get('/later', { config: { cache: true } }, (_request, reply) => {
+    setTimeout(() => reply.send('sent later'), 5)
+  })
+  await app.ready()
+  const first = await app.inject('/later')
+  t.equal(first.body, 'sent later')
+  t.equal(first.headers['cache-status'], 'groupcache; fwd=miss; stored')
+  t.match((await app.inject('/later')).headers['cache-status'], /^groupcache; hit; ttl=\d+$/)
   await app.close()
 })

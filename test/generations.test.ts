@@ -305,3 +305,30 @@ t.test('without an info method, recoveries are logged as warnings', async (t) =>
   t.match(warned, [/pending bumps landed/])
   await cache.close()
 })
+
+t.test('a bump listener that throws or rejects is logged and never fails the bump or the other listeners', async (t) => {
+  const logged: string[] = []
+  const cache = new GenerationalCache({ logger: { warn() {}, error: (_obj, msg) => void logged.push(String(msg)) } })
+  const heard: string[][] = []
+  cache.onBump(() => {
+    throw new Error('listener bug')
+  })
+  cache.onBump(async () => {
+    throw new Error('async listener bug')
+  })
+  const stop = cache.onBump((event) => void heard.push([...event.groups]))
+  t.equal(await cache.bump('user:id', { id: 42 }), true, 'the bump landed')
+  await until(() => logged.length === 2, 'both failures logged')
+  t.same(logged, ['groupcache: a bump listener failed', 'groupcache: a bump listener failed'])
+  t.same(heard, [['user:42']], 'the other listener heard the readable group name')
+  await cache.clear()
+  t.same(heard.at(-1), ['*'], 'clear() names the epoch *')
+  await cache.bumpKeys([cache.epochKey])
+  t.same(heard.at(-1), ['*'], 'so does a bump of the epoch key given no names')
+  await cache.bumpKeys(['gc:v:raw'])
+  t.same(heard.at(-1), ['gc:v:raw'], 'a bump given no names is named by its keys')
+  stop()
+  await cache.bump('user:id', { id: 43 })
+  t.equal(heard.length, 4, 'a removed listener hears nothing more')
+  await cache.close()
+})

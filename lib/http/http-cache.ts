@@ -95,6 +95,8 @@ export type Begin = ReadyResponse | Miss | { readonly kind: 'bypass'; readonly c
 /** Bytes of Redis entry copies one HttpCache keeps decoded (see EntryDecoder). */
 const DECODED_MAX_BYTES = 8 * 1024 * 1024
 const TIMED_OUT = Symbol('timed out')
+// A HEAD miss is never answered stale (its body is not the GET body), so this is never called.
+/* c8 ignore next */
 const NO_GRACE = (): Promise<undefined> => Promise.resolve(undefined)
 
 /** Run-time settings of the shared layer (adapter options, checked). */
@@ -515,7 +517,8 @@ export class HttpCache {
   /** Makes headers a response varied on part of the route's key from now on, up to LEARNED_VARY_MAX. */
   #learnVary(route: CompiledRoute, names: readonly string[]): void {
     for (const name of names) {
-      if (route.learnedVary.includes(name) || route.vary.includes(name)) continue
+      // Names the route keys on were filtered out before; another request may have learned this one since.
+      if (route.learnedVary.includes(name)) continue
       if (route.learnedVary.length >= LEARNED_VARY_MAX) {
         this.gens.logger.warn({ route: route.name, vary: name }, `groupcache: route ${route.name} varies on more than ${LEARNED_VARY_MAX} request headers; responses varying on more are not stored`)
         return
@@ -612,7 +615,7 @@ function ageOf(entry: Entry, now: number): string {
   return ageValue(Math.max(0, Math.floor((now - entry.storedAt) / 1000)))
 }
 
-/** The headers of a response that are its content: not those already there, unchanged, when the handler started. */
+/** The headers of a response that are its content: not those already there, unchanged, when the handler started (`before` as getHeaders() gives it: lower-case names). */
 function contentHeaders(headers: HeaderBag, before: HeaderBag | undefined): HeaderBag {
   if (before === undefined) return headers
   const out: Record<string, HeaderBag[string]> = {}
@@ -624,7 +627,7 @@ function contentHeaders(headers: HeaderBag, before: HeaderBag | undefined): Head
       const preset = new Set(headerTokens(before.vary))
       const added = (Array.isArray(value) ? value.join(',') : String(value)).split(',').map((token) => token.trim()).filter((token) => token !== '' && !preset.has(token.toLowerCase()))
       if (added.length > 0) out.vary = added.join(', ')
-    } else if (!sameHeader(value, before[name] ?? before[lower])) {
+    } else if (!sameHeader(value, before[lower])) {
       out[name] = value
     }
   }
