@@ -56,3 +56,34 @@ t.test('routes differing only by their constraints never share entries, whatever
   t.equal(new Set(fingerprints).size, variants.length, 'one fingerprint per variant')
   t.equal(http.compile(info({ tier: 1 }), true).fingerprint, fingerprints[5], 'stable for equal constraints')
 })
+
+t.test('a Vary learned by one request is not learned twice by a request that began before it', async (t) => {
+  const { http } = layer()
+  const route = http.compile({ pattern: '/v', name: 'GET /v', params: [], cacheable: true }, true)
+  const a = miss(http.begin(route, { ...req({}), url: '/v?a' }))
+  const b = miss(http.begin(route, { ...req({}), url: '/v?b' }))
+  t.equal((await http.finish(a, 200, { vary: 'x-h' }, 'a')).cacheStatus, 'groupcache; fwd=miss; detail=vary')
+  t.equal((await http.finish(b, 200, { vary: 'x-h' }, 'b')).cacheStatus, 'groupcache; fwd=miss; detail=vary', 'b was keyed without it')
+  t.same(route.learnedVary, ['x-h'], 'learned once')
+})
+
+t.test("a Vary present before the handler (CORS's Origin) splits nothing and the response is stored", async (t) => {
+  const { http } = layer()
+  const route = http.compile({ pattern: '/v', name: 'GET /v', params: [], cacheable: true }, true)
+  const done = await http.finish(miss(http.begin(route, req({ origin: 'https://a.example' }))), 200, { vary: 'Origin' }, 'body', { vary: 'Origin' })
+  t.equal(done.cacheStatus, 'groupcache; fwd=miss; stored')
+  t.same(route.learnedVary, [])
+  const hit = http.begin(route, req({ origin: 'https://b.example' }))
+  if (hit instanceof Promise || hit.kind !== 'serve') throw new Error('expected a hit for another origin')
+  t.equal(hit.headers.vary, undefined, 'the preset Vary is not part of the stored response')
+})
+
+t.test('a Vary given as an array keeps only the tokens added after the handler started', async (t) => {
+  const { http } = layer()
+  const route = http.compile({ pattern: '/v', name: 'GET /v', params: [], cacheable: true }, { vary: ['x-lang'] })
+  const done = await http.finish(miss(http.begin(route, req({ 'x-lang': 'en' }))), 200, { vary: ['Origin', 'X-Lang'] }, 'body', { vary: 'Origin' })
+  t.equal(done.cacheStatus, 'groupcache; fwd=miss; stored')
+  const hit = http.begin(route, req({ 'x-lang': 'en' }))
+  if (hit instanceof Promise || hit.kind !== 'serve') throw new Error('expected a hit')
+  t.equal(hit.headers.vary, 'X-Lang', 'the handler’s token is stored, the preset one is not')
+})
