@@ -1,28 +1,16 @@
 import { writeFileSync, mkdtempSync } from 'node:fs'
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import express, { type Express } from 'express'
-import t, { type Test } from 'tap'
-import { expressCache, type ExpressCache } from '../lib/express.js'
-import { request } from './helpers/http.js'
+import express from 'express'
+import t from 'tap'
+import { expressCache } from '../lib/express.js'
+import { listenExpress } from './helpers/express-stack.js'
 
 const STORED = 'groupcache; fwd=miss; stored'
 const STREAMED = 'groupcache; fwd=miss; detail=streamed'
 const HIT = /^groupcache; hit; ttl=\d+$/
 
-async function listen(t: Test, app: Express, gc: ExpressCache) {
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s))
-  })
-  t.teardown(async () => {
-    await new Promise((resolve) => server.close(resolve))
-    await gc.close()
-  })
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  return (method: string, path: string, headers?: Record<string, string>) => request(base, method, path, headers)
-}
+const listen = listenExpress
 
 t.test('a route table caches patterns before the router runs', async (t) => {
   const gc = expressCache({ logger: { warn() {}, error() {} } })

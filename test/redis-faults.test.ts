@@ -1,30 +1,17 @@
-import Fastify, { type FastifyInstance } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
-import groupcache, { GenerationalCache, RedisStore } from '../lib/index.js'
+import { GenerationalCache, RedisStore } from '../lib/index.js'
 import { Cluster } from 'ioredis'
 import { freePort, startRedis, type RedisServer } from './helpers/redis.js'
 import { until } from './helpers/faulty-store.js'
+import { redisApp } from './helpers/redis-app.js'
 
 const STORED = 'groupcache; fwd=miss; stored'
 const silent = { warn() {}, error() {}, debug() {} }
 
 /** One "process" of the app: its own Fastify, its own Redis connection, the shared database. */
-async function instance(t: Test, server: RedisServer, db: { v: number }, prefix: string, timeout = 200): Promise<FastifyInstance> {
-  const client = server.client()
-  const app = Fastify()
-  await app.register(groupcache, { store: new RedisStore({ client }), prefix, timeout, logger: silent })
-  app.get('/users/:userId', { config: { cache: { groups: ['user:userId'] } } }, async () => `v${db.v}`)
-  app.put('/users/:userId', async (_req, reply) => {
-    db.v++
-    reply.bumpGroup('user:userId')
-    return 'ok'
-  })
-  await app.ready()
-  t.teardown(async () => {
-    await app.close()
-    client.disconnect()
-  })
-  return app
+function instance(t: Test, server: RedisServer, db: { v: number }, prefix: string, timeout = 200): Promise<FastifyInstance> {
+  return redisApp(t, server.client(), db, { prefix, timeout })
 }
 
 const get = async (app: FastifyInstance) => {
