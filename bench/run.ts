@@ -6,7 +6,7 @@
  * bottleneck on a 2-core machine), else from autocannon; `--autocannon` forces it.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -23,7 +23,7 @@ const DURATION = quick ? 3 : 8
 const ROUNDS = Number(process.env.ROUNDS ?? (quick ? 3 : 5))
 const CONNECTIONS = 20
 /** Seconds of load each server gets before the measured rounds. */
-const WARMUP = Number(process.env.WARMUP ?? 1)
+const WARMUP = Number(process.env.WARMUP ?? 3)
 
 interface Pair {
   name: string
@@ -40,6 +40,7 @@ interface Pair {
 
 const PAIRS: Pair[] = [
   { name: 'memory hit, static route', baseline: 'bare', candidate: 'memory-hit', goal: 0.9 },
+  { name: 'probe: Buffer body', baseline: 'bare', candidate: 'bare-buffer', goal: 0.9 },
   { name: 'memory hit, lookupAt onRequest', baseline: 'bare', candidate: 'memory-hit-onrequest', goal: 0.9 },
   { name: 'memory hit, /posts/:id, 2 groups', baseline: 'bare-param', candidate: 'memory-hit-param', goal: 0.9, posts: true },
   { name: 'Redis hit, static route', baseline: 'redis-get-hook', candidate: 'redis-hit', goal: 0.9, redisCpu: true },
@@ -51,9 +52,17 @@ const PAIRS: Pair[] = [
   { name: 'miss (2 ms handler)', baseline: 'miss-uncached', candidate: 'miss-cached', goal: 0.95, unique: true }
 ]
 
+/**
+ * The servers run as tsc's JavaScript (bench/tsconfig.json), as a built app
+ * does: under tsx every closure in lib/ would also pay for esbuild's name helper.
+ */
+const BUILD = '.bench-build/bench'
+const built = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'bench/tsconfig.json'], { stdio: 'inherit' })
+if (built.status !== 0) throw new Error('bench: compiling the servers (tsc -p bench/tsconfig.json) failed')
+
 async function startServer(scenario: string, redisPort: number): Promise<{ url: string; proc: ChildProcess }> {
   const port = await freePort()
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'bench/server.ts', scenario, String(port), String(redisPort)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const proc = spawn(process.execPath, [`${BUILD}/server.js`, scenario, String(port), String(redisPort)], { stdio: ['ignore', 'pipe', 'inherit'] })
   await new Promise<void>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`server ${scenario} exited with ${code}`)))
     proc.stdout?.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve())
@@ -129,6 +138,29 @@ async function redisCpu(url: string, pair: Pair, redisPort: number): Promise<{ u
   }
 }
 
+/** CPU time (user + system) a process has used so far, in µs, from /proc (Linux); NaN elsewhere. */
+function cpuMicros(pid: number | undefined): number {
+  try {
+    // Fields after the command name (which may hold spaces): state is [0], utime [11], stime [12], in clock ticks (100 Hz on Linux).
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return ((Number(fields[11]) + Number(fields[12])) * 1e6) / 100
+  } catch {
+    return Number.NaN
+  }
+}
+
+/**
+ * One measured load of a server: its throughput, and the CPU its process
+ * spent per request. On a shared VM (steal time, neighbours) throughput
+ * swings between rounds; CPU per request, which excludes time the server
+ * waited, is the steadier measure of what groupcache adds.
+ */
+async function measure(server: { url: string; proc: ChildProcess }, pair: Pair, seconds: number): Promise<{ rps: number; cpuUs: number }> {
+  const before = cpuMicros(server.proc.pid)
+  const { rps, requests } = await load(server.url, pair, seconds)
+  return { rps, cpuUs: (cpuMicros(server.proc.pid) - before) / requests }
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
 const fmt = (x: number) => x.toFixed(2)
 
@@ -141,21 +173,29 @@ async function runPair(pair: Pair, redisPort: number) {
     const rpsA: number[] = []
     const rpsB: number[] = []
     const ratios: number[] = []
+    const cpuA: number[] = []
+    const cpuB: number[] = []
     for (let round = 0; round < ROUNDS; round++) {
       // Alternate the order so drift on a shared machine hits both sides.
       const first = round % 2 === 0 ? 'a' : 'b'
-      const x = (await load(first === 'a' ? a.url : b.url, pair, DURATION)).rps
-      const y = (await load(first === 'a' ? b.url : a.url, pair, DURATION)).rps
+      const x = await measure(first === 'a' ? a : b, pair, DURATION)
+      const y = await measure(first === 'a' ? b : a, pair, DURATION)
       const [ra, rb] = first === 'a' ? [x, y] : [y, x]
-      rpsA.push(ra)
-      rpsB.push(rb)
-      ratios.push(rb / ra)
-      console.error(`  ${pair.name} round ${round + 1}: ${pair.baseline} ${ra.toFixed(0)} req/s, ${pair.candidate} ${rb.toFixed(0)} req/s, ratio ${fmt(rb / ra)}`)
+      rpsA.push(ra.rps)
+      rpsB.push(rb.rps)
+      ratios.push(rb.rps / ra.rps)
+      cpuA.push(ra.cpuUs)
+      cpuB.push(rb.cpuUs)
+      console.error(
+        `  ${pair.name} round ${round + 1}: ${pair.baseline} ${ra.rps.toFixed(0)} req/s ${ra.cpuUs.toFixed(1)} µs CPU/req, ${pair.candidate} ${rb.rps.toFixed(0)} req/s ${rb.cpuUs.toFixed(1)} µs CPU/req, ratio ${fmt(rb.rps / ra.rps)}`
+      )
     }
     const ratio = median(ratios)
+    // Requests per CPU-second, candidate over baseline: the throughput ratio a server bound by its own CPU would show.
+    const cpuRatio = median(cpuA) / median(cpuB)
     const cpu = pair.redisCpu ? { baseline: await redisCpu(a.url, pair, redisPort), candidate: await redisCpu(b.url, pair, redisPort) } : undefined
     if (cpu) console.error(`  ${pair.name} Redis CPU per request: ${pair.baseline} ${cpu.baseline.usPerRequest.toFixed(2)} µs ${JSON.stringify(cpu.baseline.commands)}, ${pair.candidate} ${cpu.candidate.usPerRequest.toFixed(2)} µs ${JSON.stringify(cpu.candidate.commands)}`)
-    return { ...pair, baselineRps: median(rpsA), candidateRps: median(rpsB), ratio, min: Math.min(...ratios), max: Math.max(...ratios), met: ratio >= pair.goal, cpu }
+    return { ...pair, baselineRps: median(rpsA), candidateRps: median(rpsB), ratio, min: Math.min(...ratios), max: Math.max(...ratios), met: ratio >= pair.goal, cpu, baselineCpuUs: median(cpuA), candidateCpuUs: median(cpuB), cpuRatio }
   } finally {
     a.proc.kill()
     b.proc.kill()
@@ -174,7 +214,7 @@ async function coalesce(redisPort: number) {
 }
 
 async function orphans() {
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'bench/orphans.ts'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const proc = spawn(process.execPath, [`${BUILD}/orphans.js`], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()))
   await new Promise((resolve) => proc.once('exit', resolve))
@@ -183,7 +223,7 @@ async function orphans() {
 }
 
 async function memory() {
-  const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', 'bench/memory.ts'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const proc = spawn(process.execPath, ['--expose-gc', `${BUILD}/memory.js`], { stdio: ['ignore', 'pipe', 'inherit'] })
   let out = ''
   proc.stdout?.on('data', (c: Buffer) => (out += c.toString()))
   await new Promise((resolve) => proc.once('exit', resolve))
@@ -202,9 +242,12 @@ try {
   const lines = [
     `Node ${process.version}, ${quick ? 'quick' : 'full'} run: ${ROUNDS} alternating rounds of ${DURATION} s, ${CONNECTIONS} connections (${CLIENT}).`,
     '',
-    '| scenario | compared with | goal | ratio (median) | min–max | baseline req/s | groupcache req/s | met |',
-    '|---|---|---|---|---|---|---|---|',
-    ...pairs.map((p) => `| ${p.name} | ${p.baseline} | ≥ ${p.goal}× | **${fmt(p.ratio)}×** | ${fmt(p.min)}–${fmt(p.max)} | ${p.baselineRps.toFixed(0)} | ${p.candidateRps.toFixed(0)} | ${p.met ? 'yes' : 'no'} |`)
+    '| scenario | compared with | goal | ratio (median) | min–max | baseline req/s | groupcache req/s | met | server CPU µs/req (baseline → groupcache) | CPU ratio |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    ...pairs.map(
+      (p) =>
+        `| ${p.name} | ${p.baseline} | ≥ ${p.goal}× | **${fmt(p.ratio)}×** | ${fmt(p.min)}–${fmt(p.max)} | ${p.baselineRps.toFixed(0)} | ${p.candidateRps.toFixed(0)} | ${p.met ? 'yes' : 'no'} | ${p.baselineCpuUs.toFixed(1)} → ${p.candidateCpuUs.toFixed(1)} | ${fmt(p.cpuRatio)}× |`
+    )
   ]
   for (const p of pairs) {
     if (p.cpu === undefined) continue

@@ -65,7 +65,7 @@ t.test('routes are bounded: past maxRoutes they share one bucket', async (t) => 
   t.equal(routes.snapshot()[OTHER_ROUTES]!.misses, 2)
   t.equal(routes.counts('GET /a').hits, 1, 'known routes keep their own counters')
   for (const bad of [0, -1, 1.5, Number.NaN]) {
-    t.throws(() => new RouteStats(bad), new GroupcacheError('GC_INVALID_OPTION', `option maxRouteStats must be a positive integer, got ${String(bad)}`))
+    t.throws(() => new RouteStats(bad), new GroupcacheError('GC_INVALID_OPTION', `groupcache: option maxRouteStats must be a positive integer, got ${String(bad)}`))
   }
 })
 

@@ -173,7 +173,7 @@ t.test('function cache: a grace read that fails is logged and the call waits for
     }
   }
   const warnings: string[] = []
-  const cache = new GenerationalCache({ store: new FailingGrace(), prefix: 'fg', logger: { warn: (_o, msg) => warnings.push(String(msg)), error() {} } })
+  const cache = new GenerationalCache({ store: new FailingGrace(), prefix: 'fg', logger: { warn() {}, error: (_o, msg) => warnings.push(String(msg)) } })
   let release: (() => void) | undefined
   let runs = 0
   const compute = async () => {
@@ -189,6 +189,6 @@ t.test('function cache: a grace read that fails is logged and the call waits for
   while (warnings.length === 0) await new Promise((resolve) => setImmediate(resolve))
   ;(release as () => void)()
   t.same(await Promise.all([leader, follower]), ['value 1', 'value 1'], 'the follower joined the recompute')
-  t.match(warnings, [/function cache lookup failed/])
+  t.match(warnings, [/store grace failed/])
   t.equal(cache.getStats().errors, 1)
 })

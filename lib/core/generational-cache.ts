@@ -1,6 +1,9 @@
 import { GroupcacheError } from '../errors.js'
-import { positiveNumber, Generations, type BumpOptions, type GenerationsOptions } from './generations.js'
-import type { CompiledGroup, GroupDef, GroupValues } from './groups.js'
+import { answerLookup, failLookup, lookupChannel, publishNotStored, publishStored, startLookup, suspendLookup, type LookupContext } from '../observability/channels.js'
+import { storeKind } from '../observability/stats.js'
+import { positiveNumber, Generations, PendingBumpError, type BumpOptions, type GenerationsOptions } from './generations.js'
+import { groupName, type CompiledGroup, type GroupDef, type GroupValues } from './groups.js'
+import { encodeMapping } from './encoding.js'
 import { versionKey } from './keys.js'
 import { canonicalArguments, canonicalText, decodeValue, encodeValue } from './values.js'
 
@@ -79,7 +82,18 @@ export type Wrapped<A extends unknown[], R> = ((...args: A) => Promise<Awaited<R
 interface Address {
   versionKeys: string[]
   requestKey: string
+  /**
+   * What the call is, for diagnostics and fault logs (in the place of an HTTP
+   * route: bounded, safe as a metric label): `wrap <name>`, or `function cache`.
+   */
+  label: string
+  /** Readable names of the groups (computed only when someone subscribes to lookups). */
+  names: readonly string[]
 }
+
+/** The label of calls made through get/set/getOrSet/bind. */
+const DIRECT = 'function cache'
+const NO_NAMES: readonly string[] = []
 
 /** A computation running for an entry key: the one identical calls join. */
 interface Flight {
@@ -132,7 +146,7 @@ export class GenerationalCache extends Generations {
 
   /** The cached value, or undefined on a miss (or when the store fails: it is logged). */
   async get<T = unknown>(groups: readonly GroupDef[], values: GroupValues = {}): Promise<T | undefined> {
-    return this.#get(this.#address(this.#compileAll(groups), values), 'get') as Promise<T | undefined>
+    return this.#get(this.#address(this.#compileAll(groups), values)) as Promise<T | undefined>
   }
 
   /** Stores a value. Resolves false when the store failed (logged); rejects for a value that cannot be stored. */
@@ -168,7 +182,7 @@ export class GenerationalCache extends Generations {
     const compiled = this.#compileAll(groups)
     return {
       groups,
-      get: (values = {}) => this.#get(this.#address(compiled, values), 'get') as Promise<never>,
+      get: (values = {}) => this.#get(this.#address(compiled, values)) as Promise<never>,
       set: async (values, value, options = {}) => this.#set(this.#address(compiled, values), encodeValue(value, 'set'), this.#ttlMs(options.ttl)),
       getOrSet: async (values, compute, options = {}) => this.#getOrSet(this.#address(compiled, values), compute, this.#ttlMs(options.ttl), this.enabled) as Promise<never>,
       invalidate: async (values = {}, options) => {
@@ -201,6 +215,8 @@ export class GenerationalCache extends Generations {
     const enabled = options.enabled ?? this.enabled
     // Every result of this function depends on its own generation too, so clear() reaches all of them.
     const fnKey = versionKey(this.prefix, { function: name })
+    const fnName = groupName(encodeMapping({ function: name }))
+    const label = `wrap ${name}`
 
     const addressOf = (args: A): Address => {
       const [first, ...rest] = args
@@ -208,9 +224,10 @@ export class GenerationalCache extends Generations {
       const keyed: Record<string, unknown> = {}
       for (const field of Object.keys(values)) if (!exclude.has(field)) keyed[field] = values[field]
       const address = isPlainObject(first)
-        ? this.#address(groups, keyed, name, rest, values, 'arguments[0]', 1)
-        : this.#address(groups, keyed, name, args, values, 'arguments[0]', 0)
+        ? this.#address(groups, keyed, name, rest, values, 'arguments[0]', 1, label)
+        : this.#address(groups, keyed, name, args, values, 'arguments[0]', 0, label)
       address.versionKeys.unshift(fnKey)
+      if (address.names !== NO_NAMES) address.names = [fnName, ...address.names]
       return address
     }
     const wrapped = (async (...args: A) => this.#getOrSet(addressOf(args), () => fn(...args), ttlMs, enabled)) as Wrapped<A, R>
@@ -235,7 +252,7 @@ export class GenerationalCache extends Generations {
    * The version keys of the groups (magic #1: their params come from the values)
    * and the request key: the name and every value no group consumed (magic #2).
    */
-  #address(groups: readonly CompiledGroup[], keyed: GroupValues, name = '', args: readonly unknown[] = [], all: GroupValues = keyed, valuesPath = 'values', firstArg = 0): Address {
+  #address(groups: readonly CompiledGroup[], keyed: GroupValues, name = '', args: readonly unknown[] = [], all: GroupValues = keyed, valuesPath = 'values', firstArg = 0, label = DIRECT): Address {
     const consumed = new Set<string>()
     const versionKeys = groups.map((group) => {
       for (const p of group.params ?? []) consumed.add(p)
@@ -243,12 +260,30 @@ export class GenerationalCache extends Generations {
     })
     const rest: Record<string, unknown> = {}
     for (const field of Object.keys(keyed)) if (!consumed.has(field)) rest[field] = keyed[field]
-    return { versionKeys, requestKey: JSON.stringify(['fn', name, canonicalText(rest, valuesPath), canonicalArguments(args, firstArg)]) }
+    // Names only for subscribers: nothing is allocated for them otherwise.
+    const names = lookupChannel.hasSubscribers ? groups.map((group) => this.bumpTarget(group, all).name) : NO_NAMES
+    return { versionKeys, requestKey: JSON.stringify(['fn', name, canonicalText(rest, valuesPath), canonicalArguments(args, firstArg)]), label, names }
   }
 
-  /** Looks an address up and counts the hit or miss (a miss is logged at debug level: the seed's log_misses). Store faults reject. */
-  async #read(address: Address): Promise<{ value: unknown; entryKey: string; versions: readonly string[] }> {
-    const found = await this.lookup(address.versionKeys, address.requestKey)
+  /** Starts the lookup trace of a call (only when someone subscribes). */
+  #trace(address: Address): LookupContext | undefined {
+    if (!lookupChannel.hasSubscribers) return undefined
+    return startLookup(this.prefix, (this.#storeKind ??= storeKind(this.store)), address.label, 'CALL', address.requestKey, address.names)
+  }
+
+  #storeKind: string | undefined
+
+  /**
+   * Looks an address up and counts the hit or miss (a miss is logged at debug
+   * level: the seed's log_misses). Store faults reject; the trace is answered
+   * by the caller, which knows what a miss becomes.
+   */
+  async #read(address: Address, trace: LookupContext | undefined): Promise<{ value: unknown; entryKey: string; versions: readonly string[] }> {
+    let found = this.lookup(address.versionKeys, address.requestKey)
+    if (found instanceof Promise) {
+      suspendLookup(trace)
+      found = await found
+    }
     const value = found.entry === undefined ? undefined : decodeValue(found.entry)
     if (value !== undefined) {
       this.stats.hits++
@@ -259,12 +294,15 @@ export class GenerationalCache extends Generations {
     return { value, entryKey: found.entryKey, versions: found.versions }
   }
 
-  async #get(address: Address, what: string): Promise<unknown> {
+  async #get(address: Address): Promise<unknown> {
     if (!this.enabled) return undefined
+    const trace = this.#trace(address)
     try {
-      return (await this.#read(address)).value
+      const { value } = await this.#read(address, trace)
+      answerLookup(trace, value === undefined ? 'miss' : 'hit')
+      return value
     } catch (err) {
-      this.#fault(err, what)
+      this.#lookupFault(err, address, trace)
       return undefined
     }
   }
@@ -275,9 +313,11 @@ export class GenerationalCache extends Generations {
       const found = await this.lookup(address.versionKeys, address.requestKey)
       await this.#cancel(found.entryKey)
       await this.write(found.entryKey, bytes, ttlMs)
+      publishStored(this.prefix, address.label, bytes.length, ttlMs / 1000)
       return true
     } catch (err) {
-      this.#fault(err, 'set')
+      this.#fault(err, 'set', address)
+      publishNotStored(this.prefix, address.label, err instanceof PendingBumpError ? 'pending-bump' : 'store-error')
       return false
     }
   }
@@ -288,40 +328,63 @@ export class GenerationalCache extends Generations {
       await this.#cancel(found.entryKey)
       await this.call(this.store.delete(found.entryKey))
     } catch (err) {
-      this.#fault(err, 'delete')
+      this.#fault(err, 'delete', address)
     }
   }
 
   async #getOrSet(address: Address, compute: () => unknown, ttlMs: number, enabled: boolean): Promise<unknown> {
     if (!enabled) return compute()
+    const trace = this.#trace(address)
     let entryKey: string
     let versions: readonly string[]
     try {
-      const read = await this.#read(address)
-      if (read.value !== undefined) return read.value
+      const read = await this.#read(address, trace)
+      if (read.value !== undefined) {
+        answerLookup(trace, 'hit')
+        return read.value
+      }
       entryKey = read.entryKey
       versions = read.versions
     } catch (err) {
-      this.#fault(err, 'lookup')
+      this.#lookupFault(err, address, trace)
       return compute()
     }
     if (this.#flights.has(entryKey)) {
+      suspendLookup(trace)
       // During a soft bump's grace, the previous generation answers at once instead of waiting for the recompute.
       const stale = await this.#graceValue(address, versions)
-      if (stale !== undefined) return stale
+      if (stale !== undefined) {
+        answerLookup(trace, 'stale', undefined, 'soft-bump')
+        return stale
+      }
     }
     let joined = false
     for (let leader = this.#flights.get(entryKey); leader !== undefined; leader = this.#flights.get(entryKey)) {
-      if (!joined) this.stats.collapsed++
+      if (!joined) {
+        this.stats.collapsed++
+        suspendLookup(trace)
+      }
       joined = true
-      const bytes = await this.#wait(leader.result)
+      let bytes: Buffer | typeof WAIT_TIMED_OUT
+      try {
+        bytes = await this.#wait(leader.result)
+      } catch (err) {
+        // The leader's computation failed: this call shares its error, as it would have shared its value.
+        answerLookup(trace, 'collapsed')
+        throw err
+      }
       // The leader's bytes are decoded again for each follower: no caller shares an object with another.
-      if (bytes !== WAIT_TIMED_OUT) return decodeValue(bytes)
+      if (bytes !== WAIT_TIMED_OUT) {
+        answerLookup(trace, 'collapsed')
+        return decodeValue(bytes)
+      }
       // Still the one that hung: it is superseded, and not stored when it finishes late.
       if (this.#flights.get(entryKey) === leader) this.#drop(entryKey, leader)
     }
+    answerLookup(trace, 'miss')
     if (this.#flights.size >= this.maxInflight) {
       this.stats.bypasses++
+      publishNotStored(this.prefix, address.label, 'inflight-limit')
       return compute()
     }
     let value: unknown
@@ -335,8 +398,15 @@ export class GenerationalCache extends Generations {
     this.#flights.set(entryKey, flight)
     try {
       const bytes = await flight.result
-      if (!flight.cancelled) {
-        flight.writing = this.write(entryKey, bytes, ttlMs).catch((err: unknown) => this.#fault(err, 'set'))
+      if (flight.cancelled) publishNotStored(this.prefix, address.label, 'cancelled')
+      else {
+        flight.writing = this.write(entryKey, bytes, ttlMs).then(
+          () => publishStored(this.prefix, address.label, bytes.length, ttlMs / 1000),
+          (err: unknown) => {
+            this.#fault(err, 'set', address)
+            publishNotStored(this.prefix, address.label, 'store-error')
+          }
+        )
         await flight.writing
       }
       return value
@@ -353,7 +423,7 @@ export class GenerationalCache extends Generations {
       this.stats.hits++
       return decodeValue(found.entry)
     } catch (err) {
-      this.#fault(err, 'lookup')
+      this.#fault(err, 'grace', address)
       return undefined
     }
   }
@@ -389,12 +459,30 @@ export class GenerationalCache extends Generations {
     await flight.writing
   }
 
-  #fault(err: unknown, what: string): void {
-    if (err instanceof Error && err.name === 'PendingBumpError') {
+  /**
+   * A store fault of a call: counted and logged rate-limited with the call's
+   * label (reportFault). A refusal because a bump of one of its groups is
+   * pending is a bypass, not a fault.
+   */
+  #fault(err: unknown, what: string, address: Address): void {
+    if (err instanceof PendingBumpError) {
       this.stats.bypasses++
       return
     }
-    this.stats.errors++
-    this.logger.warn({ err }, `groupcache: function cache ${what} failed; served uncached`)
+    this.reportFault(err, { what, route: address.label })
   }
+
+  /** A lookup that failed: the trace says why the call was served uncached, as an HTTP bypass would. */
+  #lookupFault(err: unknown, address: Address, trace: LookupContext | undefined): void {
+    if (trace !== undefined && !(err instanceof PendingBumpError)) failLookup(trace, err)
+    this.#fault(err, 'lookup', address)
+    answerLookup(trace, 'bypass', undefined, bypassDetail(err))
+  }
+}
+
+/** The `Cache-Status`-style detail of a lookup that failed (as HTTP bypasses name it). */
+function bypassDetail(err: unknown): string {
+  if (err instanceof PendingBumpError) return 'pending-bump'
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'GC_STORE_UNAVAILABLE' ? 'store-unavailable' : code === 'GC_STORE_TIMEOUT' ? 'store-timeout' : 'store-error'
 }

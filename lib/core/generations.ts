@@ -297,10 +297,10 @@ export class Generations {
     }
   }
 
-  #bumped(keys: readonly string[], names: readonly string[] | undefined, retried = false): void {
+  #bumped(keys: readonly string[], names: readonly string[] | undefined, soft: boolean, retried: boolean): void {
     if (this.#bumpListeners.length === 0 && !bumpChannel.hasSubscribers) return
     const event: BumpEvent = { keys, groups: names ?? keys.map((k) => (k === this.epochKey ? '*' : k)) }
-    publishBump(this.prefix, keys, event.groups, false, retried)
+    publishBump(this.prefix, keys, event.groups, soft, retried)
     for (const listener of this.#bumpListeners) {
       try {
         const done = listener(event)
@@ -372,7 +372,7 @@ export class Generations {
           await this.call(this.store.bump(keys.length <= RETRY_CHUNK ? keys : keys.slice(start, start + RETRY_CHUNK), soft))
         }
         this.stats.bumps += keys.length
-        this.#bumped(keys, names)
+        this.#bumped(keys, names, soft !== undefined, false)
         return true
       } catch (err) {
         failure = err
@@ -474,7 +474,8 @@ export class Generations {
       for (const [key, bump] of epoch === undefined ? chunk : snapshot) {
         if (this.#pending.get(key)?.seq === bump.seq) this.#pending.delete(key)
       }
-      this.#bumped(chunk.map(([key]) => key), chunk.map(([, bump]) => bump.name), true)
+      // A retry lands as a hard bump (a soft bump that failed is not softened later).
+      this.#bumped(chunk.map(([key]) => key), chunk.map(([, bump]) => bump.name), false, true)
     }
     this.#retryDelay = RETRY_MIN_MS
     this.#info({ landed }, 'groupcache: pending bumps landed')

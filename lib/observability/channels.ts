@@ -19,7 +19,7 @@ export const CHANNELS = {
    * Messages: {@link LookupContext}.
    */
   lookup: 'groupcache:lookup',
-  /** A handler's response was stored, or was not (with the reason). Messages: {@link StoreMessage}. */
+  /** A handler's response (or a function cache value) was stored, or was not (with the reason). Messages: {@link StoreMessage}. */
   store: 'groupcache:store',
   /** A bump reached the store (now, or later by a retry). Messages: {@link BumpMessage}. */
   bump: 'groupcache:bump',
@@ -55,10 +55,15 @@ export interface LookupContext {
   readonly prefix: string
   /** The store's kind: `memory`, `redis`, or a custom store's class name. */
   readonly store: string
-  /** The route: `GET /users/:userId` (a pattern, never a concrete URL: safe as a metric label). */
+  /**
+   * The route: `GET /users/:userId` (a pattern, never a concrete URL: safe as
+   * a metric label). For the function cache: `wrap <name>` for a wrapped
+   * function, `function cache` for get/getOrSet calls.
+   */
   readonly route: string
+  /** The request's method; `CALL` for the function cache. */
   readonly method: string
-  /** Path and query of the request. */
+  /** Path and query of the request; for the function cache, the entry's key (its arguments, canonical). */
   readonly url: string
   /** Readable names of the groups the entry depends on (`user:42`, `posts`). */
   readonly groups: readonly string[]
@@ -92,7 +97,11 @@ export type StoreMessage =
       readonly prefix: string
       readonly route: string
       readonly stored: false
-      /** Why not: `status`, `set-cookie`, `cache-control`, `vary`, `too-big`, `head`, `store-error`, … */
+      /**
+       * Why not: `status`, `set-cookie`, `cache-control`, `vary`, `too-big`,
+       * `head`, `store-error`, …; for the function cache `cancelled` (a
+       * delete or set came while it computed), `inflight-limit`, `pending-bump`.
+       */
       readonly reason: string
     }
 

@@ -66,7 +66,7 @@ export class RouteStats {
 
   constructor(maxRoutes = 1000) {
     if (!Number.isSafeInteger(maxRoutes) || maxRoutes < 1) {
-      throw new GroupcacheError('GC_INVALID_OPTION', `option maxRouteStats must be a positive integer, got ${String(maxRoutes)}`)
+      throw new GroupcacheError('GC_INVALID_OPTION', `groupcache: option maxRouteStats must be a positive integer, got ${String(maxRoutes)}`)
     }
     this.maxRoutes = maxRoutes
   }
