@@ -6,7 +6,7 @@
  * bottleneck on a 2-core machine), else from autocannon; `--autocannon` forces it.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -27,6 +27,8 @@ const WARMUP = Number(process.env.WARMUP ?? 3)
 
 interface Pair {
   name: string
+  /** The baseline is this scenario built from another commit (`--against=<ref>`). */
+  baselineBuild?: string
   baseline: string
   candidate: string
   goal: number
@@ -37,6 +39,14 @@ interface Pair {
   /** Also measure the Redis CPU each side costs per request (INFO commandstats). */
   redisCpu?: boolean
 }
+
+/**
+ * `--against=<git ref>`: the memory-hit scenario built from another commit, as
+ * the baseline of this tree's (both answer hits in onRequest, as every commit
+ * before the handler wrapper did): what a change cost the hit path, e.g. the
+ * diagnostics-channel guards with nobody subscribed.
+ */
+const against = process.argv.find((a) => a.startsWith('--against='))?.slice('--against='.length)
 
 const PAIRS: Pair[] = [
   { name: 'memory hit, static route', baseline: 'bare', candidate: 'memory-hit', goal: 0.9 },
@@ -60,9 +70,28 @@ const BUILD = '.bench-build/bench'
 const built = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'bench/tsconfig.json'], { stdio: 'inherit' })
 if (built.status !== 0) throw new Error('bench: compiling the servers (tsc -p bench/tsconfig.json) failed')
 
-async function startServer(scenario: string, redisPort: number): Promise<{ url: string; proc: ChildProcess }> {
+/** Checks out `ref` beside this tree and compiles its bench servers the same way; returns where they are. */
+function buildRef(ref: string): string {
+  const dir = join(tmpdir(), `gc-bench-${ref.replace(/[^\w.-]/g, '_')}`)
+  if (!existsSync(dir)) {
+    const added = spawnSync('git', ['worktree', 'add', '--detach', dir, ref], { stdio: 'inherit' })
+    if (added.status !== 0) throw new Error(`bench: git worktree add ${ref} failed`)
+    symlinkSync(join(process.cwd(), 'node_modules'), join(dir, 'node_modules'))
+  }
+  copyFileSync('bench/tsconfig.json', join(dir, 'bench/tsconfig.json'))
+  const built = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'bench/tsconfig.json'], { cwd: dir, stdio: 'inherit' })
+  // Older commits may not type-check under today's settings: tsc still emits, which is all the benchmark needs.
+  if (!existsSync(join(dir, BUILD, 'server.js'))) throw new Error(`bench: compiling the servers of ${ref} failed (${built.status})`)
+  return join(dir, BUILD)
+}
+
+if (against !== undefined) {
+  PAIRS.push({ name: `memory hit, this tree vs ${against} (hits answered in onRequest)`, baseline: `memory-hit@${against}`, baselineBuild: buildRef(against), candidate: 'memory-hit-onrequest', goal: 0.95 })
+}
+
+async function startServer(scenario: string, redisPort: number, build = BUILD): Promise<{ url: string; proc: ChildProcess }> {
   const port = await freePort()
-  const proc = spawn(process.execPath, [`${BUILD}/server.js`, scenario, String(port), String(redisPort)], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const proc = spawn(process.execPath, [`${build}/server.js`, scenario.replace(/@.*$/, ''), String(port), String(redisPort)], { stdio: ['ignore', 'pipe', 'inherit'] })
   await new Promise<void>((resolve, reject) => {
     proc.once('exit', (code) => reject(new Error(`server ${scenario} exited with ${code}`)))
     proc.stdout?.on('data', (chunk: Buffer) => chunk.toString().includes('ready') && resolve())
@@ -165,7 +194,7 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const fmt = (x: number) => x.toFixed(2)
 
 async function runPair(pair: Pair, redisPort: number) {
-  const a = await startServer(pair.baseline, redisPort)
+  const a = await startServer(pair.baseline, redisPort, pair.baselineBuild)
   const b = await startServer(pair.candidate, redisPort)
   try {
     await load(a.url, pair, WARMUP) // warm up (and fill caches)
@@ -234,7 +263,7 @@ async function memory() {
 const redis = await startRedis()
 try {
   const pairs = []
-  for (const pair of PAIRS) if (wanted(pair.candidate)) pairs.push(await runPair(pair, redis.port))
+  for (const pair of PAIRS) if (wanted(pair.candidate) || (pair.baselineBuild !== undefined && wanted('against'))) pairs.push(await runPair(pair, redis.port))
   const coalesced = wanted('coalesce') ? await coalesce(redis.port) : undefined
   const orphaned = wanted('orphans') ? await orphans() : undefined
   const mem = wanted('memory') ? await memory() : undefined

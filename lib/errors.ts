@@ -45,3 +45,13 @@ export class GroupcacheTypeError extends TypeError {
     this.code = code
   }
 }
+
+/**
+ * Rejects option names a constructor does not know (a typo such as `tll`
+ * would otherwise be ignored, silently), naming the option and the known ones.
+ */
+export function checkOptionNames(owner: string, options: object, known: readonly string[]): void {
+  for (const name of Object.keys(options)) {
+    if (!known.includes(name)) throw new GroupcacheError('GC_INVALID_OPTION', `${owner}: unknown option "${name}" (known: ${known.join(', ')})`)
+  }
+}

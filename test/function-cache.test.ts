@@ -222,6 +222,9 @@ t.test('enabled: false (ignore_locally) never reads or writes entries, but still
   }, { enabled: false })
   t.not(await wrapOff(), await wrapOff(), 'a wrap can be switched off alone')
   t.throws(() => new GenerationalCache({ enabled: 'no' as never }), { code: 'GC_INVALID_OPTION', message: /option enabled must be a boolean/ })
+  // A typo is an error naming it, not an option silently ignored.
+  t.throws(() => new GenerationalCache({ tll: 5 } as never), { code: 'GC_INVALID_OPTION', message: /^GenerationalCache: unknown option "tll" \(known: store, prefix, ttl, .*maxInflight\)$/ })
+  t.throws(() => new GenerationalCache(null as never), { code: 'GC_INVALID_OPTION', message: 'GenerationalCache: options must be an object, got null' })
 })
 
 t.test('the function cache fails open and logs misses at debug level', async (t) => {

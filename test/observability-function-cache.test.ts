@@ -65,10 +65,23 @@ for (const kit of await storeKits(t)) {
 
     await cache.invalidate(['user:userId'], { userId: 7 }, { grace: 5 })
     await cache.invalidate(['user:userId'], { userId: 7 })
-    t.match(seen.bumps, [
-      { groups: ['user:7'], soft: true, retried: false },
-      { groups: ['user:7'], soft: false, retried: false }
-    ])
+    await cache.bind(['user:userId', 'blog:blogId']).invalidate({ userId: 8 })
+    await render.clear()
+    const listened: string[][] = []
+    cache.onBump((event) => void listened.push([...event.groups]))
+    await cache.bind(['user:userId']).invalidate({ userId: 9 })
+    t.same(
+      seen.bumps.map((b) => [b.groups, b.soft]),
+      [
+        [['user:7'], true],
+        [['user:7'], false],
+        [['user:8'], false],
+        [['function=render'], false],
+        [['user:9'], false]
+      ],
+      'bound and wrapped bumps carry readable names, as CDN purgers need'
+    )
+    t.same(listened, [['user:9']])
   })
 
   await t.test(`${kit.name}: identical calls collapse, a soft bump serves stale, a delete cancels the store`, async (t) => {

@@ -1,4 +1,4 @@
-import { GroupcacheError } from '../errors.js'
+import { checkOptionNames, GroupcacheError } from '../errors.js'
 import { answerLookup, failLookup, lookupChannel, publishNotStored, publishStored, startLookup, suspendLookup, type LookupContext } from '../observability/channels.js'
 import { storeKind } from '../observability/stats.js'
 import { positiveNumber, Generations, PendingBumpError, type BumpOptions, type GenerationsOptions } from './generations.js'
@@ -107,6 +107,20 @@ interface Flight {
 
 const WAIT_TIMED_OUT = Symbol('timed out')
 
+const CACHE_OPTION_NAMES: readonly (keyof GenerationalCacheOptions)[] = [
+  'store',
+  'prefix',
+  'ttl',
+  'timeout',
+  'logger',
+  'breaker',
+  'maxPendingBumps',
+  'faultLogInterval',
+  'enabled',
+  'coalesceTimeout',
+  'maxInflight'
+]
+
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false
   const proto = Object.getPrototypeOf(value)
@@ -133,6 +147,8 @@ export class GenerationalCache extends Generations {
   readonly #flights = new Map<string, Flight>()
 
   constructor(options: GenerationalCacheOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new GroupcacheError('GC_INVALID_OPTION', `GenerationalCache: options must be an object, got ${String(options)}`)
+    checkOptionNames('GenerationalCache', options, CACHE_OPTION_NAMES)
     const { enabled = true, coalesceTimeout = 10_000, maxInflight = 10_000, ...rest } = options
     super(rest)
     if (typeof enabled !== 'boolean') throw new GroupcacheError('GC_INVALID_OPTION', `option enabled must be a boolean, got ${JSON.stringify(enabled)}`)
@@ -191,7 +207,9 @@ export class GenerationalCache extends Generations {
           // Resolving the first group raises the TypeError naming it and its missing param.
           this.versionKey(compiled[0] as CompiledGroup, values)
         }
-        return this.bumpKeys(resolvable.map((g) => this.versionKey(g, values)), undefined, options)
+        // Readable names with the keys: bump listeners and CDN purgers name groups, never hashes.
+        const targets = resolvable.map((g) => this.bumpTarget(g, values))
+        return this.bumpKeys(targets.map((t) => t.key), targets.map((t) => t.name), options)
       },
       delete: async (values = {}) => this.#delete(this.#address(compiled, values))
     }
@@ -232,7 +250,7 @@ export class GenerationalCache extends Generations {
     }
     const wrapped = (async (...args: A) => this.#getOrSet(addressOf(args), () => fn(...args), ttlMs, enabled)) as Wrapped<A, R>
     wrapped.invalidate = async (...args: A) => this.#delete(addressOf(args))
-    wrapped.clear = () => this.bumpKeys([fnKey])
+    wrapped.clear = () => this.bumpKeys([fnKey], [fnName])
     Object.defineProperty(wrapped, 'name', { value: `cached ${name}` })
     return wrapped
   }

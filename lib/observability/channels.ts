@@ -136,8 +136,22 @@ export interface BreakerMessage {
   readonly to: BreakerState
 }
 
+/**
+ * The parts of Node's `TracingChannel` used here, declared here: the type
+ * parameters of `TracingChannel` changed order in @types/node 26, and a
+ * declaration naming them would not compile for some users with skipLibCheck off.
+ */
+export interface LookupTracingChannel {
+  readonly hasSubscribers: boolean
+  readonly start: diagnostics.Channel
+  readonly end: diagnostics.Channel
+  readonly asyncStart: diagnostics.Channel
+  readonly asyncEnd: diagnostics.Channel
+  readonly error: diagnostics.Channel
+}
+
 /** The lookup trace. Guard a call site with `lookupChannel.hasSubscribers` before building a context. */
-export const lookupChannel = diagnostics.tracingChannel<unknown, LookupContext>(CHANNELS.lookup)
+export const lookupChannel: LookupTracingChannel = diagnostics.tracingChannel(CHANNELS.lookup)
 /** The other channels, for call sites that must guard work done before publishing (`bumpChannel.hasSubscribers`). */
 export const storeChannel = diagnostics.channel(CHANNELS.store)
 export const bumpChannel = diagnostics.channel(CHANNELS.bump)
