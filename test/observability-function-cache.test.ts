@@ -1,33 +1,10 @@
-import t, { type Test } from 'tap'
-import {
-  GenerationalCache,
-  MemoryStore,
-  subscribeBumps,
-  subscribeFaults,
-  subscribeLookups,
-  subscribeStores,
-  type BumpMessage,
-  type FaultMessage,
-  type LookupContext,
-  type Logger,
-  type StoreMessage
-} from '../lib/index.js'
+import t from 'tap'
+import { GenerationalCache, MemoryStore, type Logger } from '../lib/index.js'
 import { FaultyStore } from './helpers/faulty-store.js'
+import { recordChannels } from './helpers/observe.js'
 import { storeKits } from './helpers/stores.js'
 
-/** What one cache (by prefix) published, unsubscribed at teardown. */
-function record(t: Test, prefix: string) {
-  const seen = { lookups: [] as LookupContext[], errors: [] as LookupContext[], stores: [] as StoreMessage[], bumps: [] as BumpMessage[], faults: [] as FaultMessage[] }
-  const mine = <T extends { prefix: string }>(into: T[]) => (message: T) => void (message.prefix === prefix && into.push({ ...message }))
-  const stops = [
-    subscribeLookups({ answered: mine(seen.lookups), error: mine(seen.errors) }),
-    subscribeStores(mine(seen.stores)),
-    subscribeBumps(mine(seen.bumps)),
-    subscribeFaults(mine(seen.faults))
-  ]
-  t.teardown(() => stops.forEach((stop) => stop()))
-  return seen
-}
+const record = recordChannels
 
 const quiet: Logger = { warn() {}, error() {}, info() {} }
 let counter = 0
@@ -141,7 +118,7 @@ t.test('store faults: rate-limited logs with the call, a fault event, and the lo
     { route: 'wrap twice', outcome: 'bypass', detail: 'store-error' },
     { route: 'function cache', outcome: 'bypass', detail: 'store-error' }
   ])
-  t.equal(seen.errors.length, 3, 'the store error is published on the trace')
+  t.equal(seen.lookupErrors.length, 3, 'the store error is published on the trace')
   t.match(seen.faults, [
     { what: 'lookup', route: 'wrap twice' },
     { what: 'lookup', route: 'wrap twice' },
@@ -166,7 +143,7 @@ t.test('a call refused by a pending bump is a bypass, not a fault', async (t) =>
   t.equal(await cache.getOrSet(['g'], {}, () => 'fresh'), 'fresh')
   t.equal(await cache.set(['g'], {}, 'x'), false)
   t.match(seen.lookups, [{ outcome: 'bypass', detail: 'pending-bump' }])
-  t.same(seen.errors, [], 'no store error on the trace')
+  t.same(seen.lookupErrors, [], 'no store error on the trace')
   t.match(seen.stores, [{ stored: false, reason: 'pending-bump' }])
   t.same(
     seen.faults.map((f) => f.what),
