@@ -78,3 +78,8 @@ t.test('no orphan pile-up: a new generation of a request key drops the entry it 
   t.equal(store.size.entries, 100, 'storing the new one dropped the old one')
   t.equal(store.lookup(keys, '/posts/0', 'gc:e:').entry?.toString(), 'next')
 })
+
+t.test('an unknown option is an error naming it (a typo is never ignored)', async (t) => {
+  t.throws(() => new MemoryStore({ maxbytes: 1 } as never), { code: 'GC_INVALID_OPTION', message: 'MemoryStore: unknown option "maxbytes" (known: maxBytes, maxEntries, maxVersions)' })
+  t.throws(() => new MemoryStore(null as never), { code: 'GC_INVALID_OPTION', message: 'MemoryStore: options must be an object, got null' })
+})

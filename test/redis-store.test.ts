@@ -112,6 +112,7 @@ t.test('bad options name what is wrong', async (t) => {
   t.throws(() => new RedisStore({ client, url: server.url }), { code: 'GC_INVALID_OPTION' })
   t.throws(() => new RedisStore({ url: 'localhost:6379' }), { code: 'GC_INVALID_OPTION', message: /option url must be a redis:\/\/ or rediss:\/\/ URL/ })
   t.throws(() => new RedisStore(null as never), { code: 'GC_INVALID_OPTION' })
+  t.throws(() => new RedisStore({ client, memobytes: 1 } as never), { code: 'GC_INVALID_OPTION', message: 'RedisStore: unknown option "memobytes" (known: client, url, redisOptions, memoBytes, singleFlight)' })
 })
 
 t.test('a maxmemory-policy that evicts keys without TTL is warned about, once', async (t) => {

@@ -1,5 +1,5 @@
 import { LRUCache } from 'lru-cache'
-import { GroupcacheError } from '../errors.js'
+import { checkOptionNames, GroupcacheError } from '../errors.js'
 import { EntryKeys, entryKey } from '../core/keys.js'
 import type { StoreBumpOptions, GraceResult, LookupResult, Store } from './store.js'
 
@@ -64,6 +64,8 @@ export class MemoryStore implements Store {
   readonly #graces: LRUCache<string, Grace>
 
   constructor(options: MemoryStoreOptions = {}) {
+    if (options === null || typeof options !== 'object') throw new GroupcacheError('GC_INVALID_OPTION', `MemoryStore: options must be an object, got ${String(options)}`)
+    checkOptionNames('MemoryStore', options, ['maxBytes', 'maxEntries', 'maxVersions'])
     this.#entries = new LRUCache<string, Buffer>({
       max: positiveInt(options, 'maxEntries', 100_000),
       maxSize: positiveInt(options, 'maxBytes', 64 * 1024 * 1024),

@@ -1,5 +1,5 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis'
-import { GroupcacheError } from '../errors.js'
+import { checkOptionNames, GroupcacheError } from '../errors.js'
 import { loadIoredis } from './ioredis.js'
 import type { Logger } from '../core/generations.js'
 import { EntryKeys, entryKey } from '../core/keys.js'
@@ -113,6 +113,7 @@ export class RedisStore implements Store {
     if (options === null || typeof options !== 'object' || (options.client === undefined) === (options.url === undefined)) {
       throw new GroupcacheError('GC_INVALID_OPTION', 'RedisStore: give exactly one of option client (a caller-owned ioredis Redis or Cluster) or option url')
     }
+    checkOptionNames('RedisStore', options, ['client', 'url', 'redisOptions', 'memoBytes', 'singleFlight'])
     if (options.client !== undefined) {
       this.client = options.client
       this.#owned = false
