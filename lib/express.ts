@@ -65,6 +65,8 @@ interface Pending {
   before: HeaderBag | undefined
   /** The response has started going out: bumps recorded now are applied at once. */
   started: boolean
+  /** Writes a stale answer in place of a handler that overran its time limit (staleIfErrorTimeout); set by hold(). */
+  replace: ((stale: ReadyResponse) => void) | undefined
 }
 
 const kPending = Symbol('groupcache.pending')
@@ -95,6 +97,13 @@ function serve(res: Response, ready: ReadyResponse, edge: readonly HeaderPair[] 
   if (stored.vary !== undefined && res.hasHeader('vary')) headers.vary = mergeVary(res.getHeader('vary'), stored.vary)
   res.writeHead(ready.status, headers)
   res.end(ready.body)
+}
+
+/** A write or end after a stale answer went out in the handler's place: its callback still runs, as if written. */
+function dropWrite(args: unknown[]): true {
+  const callback = args.find((a) => typeof a === 'function') as (() => void) | undefined
+  if (callback !== undefined) process.nextTick(callback)
+  return true
 }
 
 /** Node's ServerResponse method that commits the header block: shadowed while probing. */
@@ -153,7 +162,7 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
   function pendingOf(res: Res): Pending {
     let pending = res[kPending]
     if (pending === undefined) {
-      pending = { bumps: [], names: [], graces: [], miss: undefined, stale: undefined, request: undefined, before: undefined, started: false }
+      pending = { bumps: [], names: [], graces: [], miss: undefined, stale: undefined, request: undefined, before: undefined, started: false, replace: undefined }
       res[kPending] = pending
       hold(res, pending)
     }
@@ -170,6 +179,8 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
     let queue: (() => void)[] | undefined
     let released = false
     let probing = false
+    /** A stale entry answered in the handler's place: whatever the handler writes now goes nowhere. */
+    let dropped = false
     const release = () => {
       released = true
       const calls = queue as (() => void)[]
@@ -201,8 +212,22 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
         delete raw._storeHeader
       }
     }
+    pending.replace = (stale) => {
+      const miss = pending.miss as Miss
+      // The layer asks only before the handler began answering (start() says so): nothing of its response is held.
+      for (const name of res.getHeaderNames()) if ((pending.before as HeaderBag)[name] === undefined) res.removeHeader(name)
+      released = true
+      serve(res, stale, http.edgeHeaders(miss.route, pending.request as HttpRequest, false, stale.headers['cache-control']))
+      dropped = true
+      // Express's res.send and res.json set headers first: on a response already sent, Node would throw ERR_HTTP_HEADERS_SENT.
+      const ignore = function (this: Response): Response {
+        return this
+      }
+      Object.assign(res, { setHeader: ignore, removeHeader: ignore, appendHeader: ignore })
+    }
     const start = (body: Buffer | typeof STREAMED | undefined, first: () => void) => {
       pending.started = true
+      if (pending.miss !== undefined) http.answering(pending.miss)
       queue = [first]
       void beforeFirstByte(res, pending, body, probe).then(release, (err: unknown) => {
         // A writeHead listener threw while probing: what it meant to add is unknown, so nothing is stored.
@@ -212,6 +237,7 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
       })
     }
     res.writeHead = function (this: Response, ...args: unknown[]) {
+      if (dropped) return this
       if (released) return (writeHead as (...a: unknown[]) => Response).apply(this, args)
       // Keep status and headers editable until the body goes out.
       this.statusCode = args[0] as number
@@ -223,6 +249,7 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
       return probing ? writeHead.call(this, this.statusCode) : this
     } as Response['writeHead']
     res.write = function (this: Response, ...args: unknown[]) {
+      if (dropped) return dropWrite(args)
       if (released) return (write as (...a: unknown[]) => boolean).apply(this, args)
       const call = () => (write as (...a: unknown[]) => boolean).apply(res, args)
       if (queue !== undefined) queue.push(call)
@@ -230,6 +257,11 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
       return true
     } as Response['write']
     res.end = function (this: Response, ...args: unknown[]) {
+      if (dropped) {
+        dropWrite(args)
+        http.late(pending.miss as Miss)
+        return res
+      }
       if (released) return (end as (...a: unknown[]) => Response).apply(this, args)
       const call = () => (end as (...a: unknown[]) => Response).apply(res, args)
       if (queue !== undefined) queue.push(call)
@@ -306,6 +338,7 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
         pending.request = request
         pending.before = res.getHeaders()
         res.once('close', () => http.abandon(answer))
+        http.limit(answer, pending.replace as (stale: ReadyResponse) => void)
       }
       next()
     })
@@ -356,7 +389,8 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
       // Checks the options and group forms now; params are checked against the
       // route's pattern on its first request (Express does not tell a
       // middleware its route before then).
-      const checked = http.compile({ pattern: '(route)', name: 'Express route', params: null, cacheable: true }, routeOptions)
+      // A check only: it must not take a row of the bounded per-route stats table (maxRouteStats).
+      const checked = http.compile({ pattern: '(route)', name: 'Express route', params: null, cacheable: true }, routeOptions, false)
       const byPattern = new LRUCache<string, CompiledRoute>({ max: COMPILED_PATTERNS_MAX })
       return function groupcacheRoute(req, res, next) {
         let route: CompiledRoute

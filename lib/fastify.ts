@@ -6,7 +6,7 @@ import { GroupcacheError } from './errors.js'
 import { fastifyRouteParams } from './fastify-params.js'
 import { cacheApi, type CacheApi } from './http/api.js'
 import { CACHE_STATUS } from './http/cache-status.js'
-import { holdUntilDecided, REPLACE, type RawResponse, type Replacement } from './http/capture.js'
+import { holdUntilDecided, REPLACE, type Held, type RawResponse, type Replacement } from './http/capture.js'
 import { mergeVary } from './http/entry.js'
 import { applyRecordedBumps, whenReady, type Begin, type HttpCache, type HttpRequest, type Miss, type ReadyResponse } from './http/http-cache.js'
 import { createHttpCache, type GroupcacheOptions } from './http/options.js'
@@ -238,11 +238,12 @@ function releaseOnClose(http: HttpCache, miss: Miss, reply: FastifyReply): void 
  * Runs the miss: remembers the headers already on the reply (set by hooks
  * that run on hits too), then holds the raw response until it is written, so
  * what is stored is what every onSend hook produced, judged on the headers
- * actually written.
+ * actually written. Then runs the handler, under the route's time limit
+ * (staleIfErrorTimeout) when it has one.
  */
-function runMiss(http: HttpCache, miss: Miss, req: HttpRequest, reply: FastifyReply): void {
+function runMiss(http: HttpCache, miss: Miss, req: HttpRequest, reply: FastifyReply, handler: () => unknown): unknown {
   const before = { ...reply.getHeaders() }
-  holdUntilDecided(reply.raw as unknown as RawResponse, miss.route.maxEntryBytes, (out) =>
+  const held = holdUntilDecided(reply.raw as unknown as RawResponse, miss.route.maxEntryBytes, (out) =>
     http.finish(miss, out.status, out.headers, out.body, before).then((finish): Record<string, string> | Replacement => {
       // stale-if-error: the stale entry is written as a hit would be, over the headers set before the handler.
       // Not marked cacheable for a CDN: a stale answer is for this request only.
@@ -258,6 +259,44 @@ function runMiss(http: HttpCache, miss: Miss, req: HttpRequest, reply: FastifyRe
       return extra
     })
   )
+  // Routes without a time limit pay nothing more.
+  if (miss.route.staleIfErrorTimeoutMs === 0) return handler()
+  let stale = false
+  http.limit(miss, (answer) => {
+    stale = true
+    answerStale(http, miss, req, reply, held, before, answer)
+  })
+  const result = handler()
+  if (!(result instanceof Promise)) return result
+  return result.then(
+    (value: unknown) => {
+      if (!stale) return value
+      // Answered stale already: what the handler returns is dropped (never sent, never stored).
+      http.late(miss)
+      return undefined
+    },
+    (err: unknown) => {
+      if (!stale) throw err
+      // The client has its answer; Fastify would log this as an error on a reply already sent.
+      http.late(miss)
+      reply.log.warn({ err, route: miss.route.name }, 'groupcache: a handler failed after a stale entry had answered in its place (staleIfErrorTimeout)')
+      return undefined
+    }
+  )
+}
+
+/**
+ * The handler overran its time limit: the stale entry is written as a hit
+ * would be, over the headers set before the handler, and what the handler
+ * sends later is dropped, without Fastify's "Reply was already sent" warning.
+ */
+function answerStale(http: HttpCache, miss: Miss, req: HttpRequest, reply: FastifyReply, held: Held, before: Record<string, unknown>, answer: ReadyResponse): void {
+  const edge = http.edgeHeaders(miss.route, req, false, answer.headers['cache-control'])
+  held.replace({ status: answer.status, headers: hitHeaders(before, answer, edge), body: answer.body }, () => http.late(miss))
+  ;(reply as { send: unknown }).send = function lateSend(this: FastifyReply): FastifyReply {
+    http.late(miss)
+    return this
+  }
 }
 
 function cachedHandler(http: HttpCache, route: CompiledRoute, original: RouteHandlerMethod, lookupAt: 'handler' | 'onRequest'): RouteHandlerMethod {
@@ -268,14 +307,14 @@ function cachedHandler(http: HttpCache, route: CompiledRoute, original: RouteHan
       setAll(reply, http.edgeHeaders(route, req, false, undefined))
     } else {
       releaseOnClose(http, answer, reply)
-      runMiss(http, answer, req, reply)
+      return runMiss(http, answer, req, reply, () => original.call(self, request, reply))
     }
     return original.call(self, request, reply)
   }
   if (lookupAt === 'onRequest') {
     return function groupcacheHandler(this: FastifyInstance, request, reply) {
       const miss = (request as Req)[kMiss]
-      if (miss !== null) runMiss(http, miss, httpRequest(request), reply)
+      if (miss !== null) return runMiss(http, miss, httpRequest(request), reply, () => original.call(this, request, reply))
       return original.call(this, request, reply)
     }
   }

@@ -84,6 +84,88 @@ function get(url: string): Promise<Answer> {
 
 const runsIn = async (prefix: string): Promise<number> => Number((await redis.get(`${prefix}:runs`)) ?? 0)
 
+interface FeedAnswer {
+  readonly status: number
+  readonly cacheStatus: string
+  /** The feed handler run that made the body. */
+  readonly run: number | undefined
+}
+
+/** A request to an app process, answered with the run number of the body (fleet-app.ts `/feed/:id`). */
+function send(method: string, url: string): Promise<FeedAnswer> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, headers: { host: 'reports.example' } }, (res) => {
+      let text = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => (text += chunk))
+      res.on('end', () => {
+        const run = res.statusCode === 200 ? (JSON.parse(text) as { run?: number }).run : undefined
+        resolve({ status: res.statusCode ?? 0, cacheStatus: String(res.headers['cache-status'] ?? ''), run })
+      })
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+const feedRuns = async (prefix: string): Promise<number> => Number((await redis.get(`${prefix}:feed-runs`)) ?? 0)
+const SOFT = /^groupcache; hit; ttl=-\d+; detail=soft-bump$/
+
+/** Waits until `count` of the requests have their answer (or fails after `ms`), and returns those answers. */
+async function answered<T>(requests: Promise<T>[], count: number, ms = 20_000): Promise<T[]> {
+  const got: T[] = []
+  for (const r of requests) void r.then((x) => got.push(x))
+  const deadline = Date.now() + ms
+  while (got.length < count) {
+    if (Date.now() > deadline) throw new Error(`only ${got.length} of ${count} requests answered within ${ms} ms`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  return [...got]
+}
+
+t.test('a soft bump of a hot entry across three processes: every request but the recompute is answered stale at once; one run; then the new generation', async (t) => {
+  const prefix = 'fleet3'
+  const fleet = await Promise.all([0, 1, 2].map(() => startApp(prefix, 0, 10_000, 20_000)))
+  t.teardown(() => Promise.all(fleet.map((app) => stop(app.proc))))
+  const url = (app: App) => `${app.url}/feed/1`
+  t.equal((await send('GET', url(fleet[0] as App))).cacheStatus, 'groupcache; fwd=miss; stored')
+  t.same((await Promise.all(fleet.map((app) => send('GET', url(app))))).map((a) => a.run), [1, 1, 1], 'hot: a hit everywhere')
+
+  // From now on a recompute waits at the gate until the test opens it.
+  await redis.set(`${prefix}:hold`, '1')
+  t.equal((await send('PUT', `${(fleet[1] as App).url}/feed?grace=30`)).status, 200, 'soft bump, grace 30 s')
+  const requests = fleet.flatMap((app) => Array.from({ length: 20 }, () => send('GET', url(app))))
+  // Had any request waited for the recompute (a lease wait included), fewer than 59 would answer while it is held.
+  const early = await answered(requests, 59)
+  t.equal(await feedRuns(prefix), 2, 'one recompute in the whole fleet, held at the gate')
+  t.same(early.filter((a) => a.status !== 200 || a.run !== 1), [], 'the 59 others: the previous generation')
+  t.same(early.filter((a) => !SOFT.test(a.cacheStatus)), [], 'each marked stale by the soft bump')
+
+  await redis.del(`${prefix}:hold`)
+  await redis.lpush(`${prefix}:gate`, 'open')
+  const all = await Promise.all(requests)
+  const recomputed = all.find((a) => !SOFT.test(a.cacheStatus))
+  t.same(recomputed, { status: 200, cacheStatus: 'groupcache; fwd=miss; stored', run: 2 }, 'the recompute stored the new generation')
+  const after = await Promise.all(fleet.map((app) => send('GET', url(app))))
+  t.same(after.map((a) => a.run), [2, 2, 2], 'then every process serves the new generation')
+  t.ok(after.every((a) => /^groupcache; hit; ttl=\d+$/.test(a.cacheStatus)), 'fresh hits')
+  t.equal(await feedRuns(prefix), 2, 'after one recompute')
+
+  // Soft, then hard: the old generation is never served again, anywhere.
+  await redis.set(`${prefix}:hold`, '1')
+  await send('PUT', `${(fleet[0] as App).url}/feed?grace=30`)
+  await send('PUT', `${(fleet[2] as App).url}/feed`)
+  const hard = fleet.flatMap((app) => Array.from({ length: 10 }, () => send('GET', url(app))))
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.equal(await feedRuns(prefix), 3, 'one recompute, held')
+  await redis.del(`${prefix}:hold`)
+  await redis.lpush(`${prefix}:gate`, 'open')
+  const fresh = await Promise.all(hard)
+  t.same(new Set(fresh.map((a) => a.run)), new Set([3]), 'after the hard bump, every answer is the new generation')
+  t.same(fresh.filter((a) => /soft-bump|stale/.test(a.cacheStatus)), [], 'nothing stale')
+  t.equal(await feedRuns(prefix), 3)
+})
+
 t.test('three processes, 50 concurrent cold requests each for one URL: the handler runs once', async (t) => {
   const prefix = 'fleet1'
   // A lease far longer than the handler: no expiry can let a second run in.
@@ -147,20 +229,25 @@ interface Pair {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+type RouteOptions = { group?: string; ttl?: number; staleWhileRevalidate?: number; staleIfError?: number; staleIfErrorTimeout?: number }
+
 async function pair(
   t: Test,
   prefix: string,
   handler: (run: number, reply: FastifyReply) => Promise<unknown>,
-  route: { ttl?: number; staleWhileRevalidate?: number; staleIfError?: number } = {},
-  clientFor: () => Redis = () => server.client()
+  route: RouteOptions = {},
+  clientFor: () => Redis = () => server.client(),
+  flight: { leaseMs: number; waitMs: number } = { leaseMs: 10_000, waitMs: 20_000 },
+  /** Route options of `a` alone, when they differ from b's. */
+  routeOfA: RouteOptions = route
 ): Promise<Pair> {
   const state = { runs: 0, clients: [] as Redis[] }
-  const make = async (): Promise<FastifyInstance> => {
+  const make = async (options: RouteOptions): Promise<FastifyInstance> => {
     const client = clientFor()
     state.clients.push(client)
     const app = Fastify()
-    await app.register(groupcache, { store: new RedisStore({ client, singleFlight: { leaseMs: 10_000, waitMs: 20_000 } }), prefix, timeout: 10_000 })
-    app.get('/r/:id', { config: { cache: { ttl: 60, ...route } } }, (_request, reply) => handler(++state.runs, reply))
+    await app.register(groupcache, { store: new RedisStore({ client, singleFlight: flight }), prefix, timeout: 10_000 })
+    app.get('/r/:id', { config: { cache: { ttl: 60, ...options } } }, (_request, reply) => handler(++state.runs, reply))
     await app.ready()
     t.teardown(async () => {
       await app.close()
@@ -168,7 +255,7 @@ async function pair(
     })
     return app
   }
-  const [a, b] = await Promise.all([make(), make()])
+  const [a, b] = await Promise.all([make(routeOfA), make(route)])
   return Object.assign(state, { a, b }) as Pair
 }
 
@@ -332,4 +419,156 @@ t.test('a leader answered by stale-if-error releases its lease: the follower doe
   t.match(follower.status, /detail=stale-if-error$/, 'the follower ran its own (failing) handler and answered stale too')
   t.same(follower.body, '{"run":1}')
   t.ok(Date.now() - started < 5000, 'woken by the release, not by the 10 s lease')
+})
+
+/** A gate a handler waits on until the test opens it. */
+function gated(): { wait: Promise<void>; open(): void } {
+  let open!: () => void
+  const wait = new Promise<void>((resolve) => (open = resolve))
+  return { wait, open }
+}
+
+t.test('a soft bump, two processes: the one without the lease answers with the previous generation at once, its followers too; then the new one', async (t) => {
+  let held = gated()
+  const p = await pair(t, 'soft0', async (run) => {
+    if (run > 1) await held.wait
+    return { run }
+  }, { group: 'r' })
+  t.equal((await p.a.inject('/r/1')).headers['cache-status'], 'groupcache; fwd=miss; stored')
+  t.equal((await p.b.inject('/r/1')).body, '{"run":1}')
+  await p.a.groupcache.bump('r', {}, { grace: 30 })
+  const recompute = p.a.inject('/r/1')
+  while (p.runs < 2) await sleep(5)
+  const others = await Promise.all([p.b.inject('/r/1'), p.b.inject('/r/1'), p.a.inject('/r/1')])
+  for (const other of others) {
+    t.match(other.headers['cache-status'], SOFT, 'answered while the recompute is held')
+    t.equal(other.body, '{"run":1}', 'with the previous generation')
+  }
+  t.equal(p.runs, 2, 'b ran no handler: only the lease holder recomputes')
+  t.equal(p.b.groupcache.stats().routes['GET /r/:id']?.stale, 2, 'counted as stale answers')
+  held.open()
+  t.equal((await recompute).headers['cache-status'], 'groupcache; fwd=miss; stored')
+  const after = await p.b.inject('/r/1')
+  t.equal(after.body, '{"run":2}', 'then b serves the new generation')
+  t.match(after.headers['cache-status'], /^groupcache; hit; ttl=\d+$/)
+
+  // Soft, then hard from the other process: b waits for the holder and never serves run 2 again.
+  held = gated()
+  await p.a.groupcache.bump('r', {}, { grace: 30 })
+  await p.b.groupcache.bump('r')
+  const leader = p.a.inject('/r/1')
+  while (p.runs < 3) await sleep(5)
+  let followed = false
+  const follower = p.b.inject('/r/1').finally(() => (followed = true))
+  await sleep(100)
+  t.notOk(followed, 'after the hard bump, b waits for the recompute')
+  held.open()
+  const [x, y] = await Promise.all([leader, follower])
+  t.same([x.body, y.body], ['{"run":3}', '{"run":3}'])
+  t.equal(y.headers['cache-status'], 'groupcache; fwd=miss; collapsed')
+})
+
+t.test('expired within staleIfError, staleIfErrorTimeout: the process waiting on the lease answers stale at the limit, as does the holder', async (t) => {
+  const held = gated()
+  const p = await pair(t, 'limit0', async (run) => {
+    if (run > 1) await held.wait
+    return { run }
+  }, { ttl: 1, staleIfError: 60, staleIfErrorTimeout: 0.1 })
+  t.equal((await p.a.inject('/r/2')).headers['cache-status'], 'groupcache; fwd=miss; stored')
+  await sleep(1100)
+  const holder = p.a.inject('/r/2')
+  while (p.runs < 2) await sleep(5)
+  const waiting = await Promise.all([p.b.inject('/r/2'), p.b.inject('/r/2')])
+  for (const answer of waiting) {
+    t.match(answer.headers['cache-status'], /^groupcache; fwd=stale; ttl=-\d+; detail=handler-timeout$/, 'b stopped waiting at the limit')
+    t.equal(answer.body, '{"run":1}')
+  }
+  t.match((await holder).headers['cache-status'], /detail=handler-timeout$/, "the holder's own request too")
+  t.match((await p.b.inject('/r/2')).headers['cache-status'], /detail=handler-timeout$/, 'b answers stale at once while the holder still runs')
+  t.equal(p.runs, 2, 'one handler run in both processes')
+  held.open()
+  // The holder's late answer is dropped and its lease released: b's flight ends, and b's next request leads.
+  await sleep(200)
+  const next = await p.b.inject('/r/2')
+  t.equal(next.headers['cache-status'], 'groupcache; fwd=miss; stored')
+  t.equal(next.body, '{"run":3}')
+})
+
+t.test('after a stale answer the background wait goes on: given up at waitMs, it ends the flight; an expired lease it takes over is released at once', async (t) => {
+  const held = gated()
+  t.teardown(() => held.open())
+  const handler = async (run: number) => {
+    if (run > 1) await held.wait
+    return { run }
+  }
+  const p = await pair(t, 'soft2', handler, { group: 'r' }, () => server.client(), { leaseMs: 10_000, waitMs: 300 })
+  await p.a.inject('/r/3')
+  await p.a.groupcache.bump('r', {}, { grace: 30 })
+  const holding = p.a.inject('/r/3')
+  while (p.runs < 2) await sleep(5)
+  t.match((await p.b.inject('/r/3')).headers['cache-status'], SOFT)
+  await sleep(400)
+  t.match((await p.b.inject('/r/3')).headers['cache-status'], SOFT, "b's wait gave up in the background; a new flight asks again and answers stale again")
+  t.equal(p.runs, 2)
+
+  const q = await pair(t, 'soft3', handler, { group: 'r' }, () => server.client(), { leaseMs: 200, waitMs: 10_000 })
+  await q.a.inject('/r/3')
+  await q.a.groupcache.bump('r', {}, { grace: 30 })
+  const stuck = q.a.inject('/r/3')
+  while (q.runs < 2) await sleep(5)
+  t.match((await q.b.inject('/r/3')).headers['cache-status'], SOFT)
+  // a's lease dies at 200 ms; b, still waiting in the background, takes it over and, running nothing, drops it at once.
+  await sleep(300)
+  t.same(await redis.keys('soft3:l:*'), [], 'no lease left behind (b\'s would live until 400 ms)')
+  t.equal(q.runs, 2, 'b ran no handler')
+  held.open()
+  t.equal((await stuck).headers['cache-status'], 'groupcache; fwd=miss; stored')
+  t.equal((await holding).headers['cache-status'], 'groupcache; fwd=miss; stored')
+})
+
+t.test('staleIfErrorTimeout while waiting on another process: no stale answer past the window; a flight whose window ended is replaced', async (t) => {
+  const held = gated()
+  t.teardown(() => held.open())
+  const handler = async (run: number) => {
+    if (run > 1) await held.wait
+    return { run }
+  }
+  // a, the lease holder, has no time limit of its own: it holds the lease until its handler answers.
+  const p = await pair(t, 'limit1', handler, { ttl: 1, staleIfError: 2, staleIfErrorTimeout: 1.5 }, () => server.client(), undefined, { ttl: 1, staleIfError: 2 })
+  t.equal((await p.a.inject('/r/4')).headers['cache-status'], 'groupcache; fwd=miss; stored')
+  // Expired 1 s ago: the window (2 s) ends before b's limit (1.5 s) would pass.
+  await sleep(2000)
+  const holder = p.a.inject('/r/4')
+  while (p.runs < 2) await sleep(5)
+  let waited = false
+  const waiting = p.b.inject('/r/4').finally(() => (waited = true))
+  await sleep(1700)
+  t.notOk(waited, 'b did not answer with an entry that would be past its window at the limit: it waits')
+  held.open()
+  const [x, y] = await Promise.all([holder, waiting])
+  t.equal(x.headers['cache-status'], 'groupcache; fwd=miss; stored')
+  t.equal(y.headers['cache-status'], 'groupcache; fwd=miss; collapsed')
+
+  const again = gated()
+  t.teardown(() => again.open())
+  const q = await pair(t, 'limit2', async (run) => {
+    if (run > 1) await again.wait
+    return { run }
+  }, { ttl: 1, staleIfError: 1.5, staleIfErrorTimeout: 0.1 }, () => server.client(), undefined, { ttl: 1, staleIfError: 1.5 })
+  await q.a.inject('/r/5')
+  await sleep(1100)
+  const held2 = q.a.inject('/r/5')
+  while (q.runs < 2) await sleep(5)
+  t.match((await q.b.inject('/r/5')).headers['cache-status'], /detail=handler-timeout$/, 'b answers stale at its limit, and keeps waiting in the background')
+  // Past the window, b's flight (still waiting on a's lease) no longer answers: a new request leads a new flight.
+  await sleep(1500)
+  const late = q.b.inject('/r/5')
+  await sleep(100)
+  again.open()
+  const [led, followed] = await Promise.all([held2, late])
+  t.equal(led.headers['cache-status'], 'groupcache; fwd=miss; stored')
+  t.equal(followed.headers['cache-status'], 'groupcache; fwd=miss; collapsed', 'the new flight got the holder\'s entry')
+  t.equal(followed.body, '{"run":2}')
+  t.equal(q.runs, 2, 'and the old one, woken too, did not take the new one out of the table')
+  t.match((await q.b.inject('/r/5')).headers['cache-status'], /^groupcache; hit/)
 })

@@ -1,44 +1,15 @@
 import Fastify from 'fastify'
-import type { Test } from 'tap'
 import t from 'tap'
-import groupcache, {
-  subscribeBreaker,
-  subscribeBumps,
-  subscribeFaults,
-  subscribeLookups,
-  subscribeStores,
-  type BreakerMessage,
-  type BumpMessage,
-  type FaultMessage,
-  type LookupContext,
-  type Logger,
-  type StoreMessage
-} from '../lib/index.js'
+import groupcache, { type Logger } from '../lib/index.js'
 import type { GroupcacheStats } from '../lib/observability/stats.js'
+import express from 'express'
+import { expressCache } from '../lib/express.js'
+import { listenExpress } from './helpers/express-stack.js'
 import { FaultyStore, until } from './helpers/faulty-store.js'
 import { gate, matrix } from './helpers/matrix.js'
+import { recordChannels } from './helpers/observe.js'
 
-/** Everything published for one cache (events carry its prefix), unsubscribed at teardown. */
-function record(t: Test, prefix: string) {
-  const seen = {
-    lookups: [] as LookupContext[],
-    lookupErrors: [] as LookupContext[],
-    stores: [] as StoreMessage[],
-    bumps: [] as BumpMessage[],
-    faults: [] as FaultMessage[],
-    breaker: [] as BreakerMessage[]
-  }
-  const mine = <T extends { prefix: string }>(into: T[]) => (message: T) => void (message.prefix === prefix && into.push(message))
-  const stops = [
-    subscribeLookups({ answered: mine(seen.lookups), error: mine(seen.lookupErrors) }),
-    subscribeStores(mine(seen.stores)),
-    subscribeBumps(mine(seen.bumps)),
-    subscribeFaults(mine(seen.faults)),
-    subscribeBreaker(mine(seen.breaker))
-  ]
-  t.teardown(() => stops.forEach((stop) => stop()))
-  return seen
-}
+const record = recordChannels
 
 const quiet: Logger = { warn() {}, error() {}, info() {} }
 let counter = 0
@@ -201,4 +172,31 @@ t.test('a stale entry served while its route revalidates, and a group that canno
   await app.inject('/broken')
   t.match(seen.lookups[3], { route: 'GET /broken', groups: [], outcome: 'bypass', detail: 'group-error' }, 'no names when the group throws')
   t.match((app.groupcache.stats() as GroupcacheStats).routes, { 'GET /news': { hits: 0, stale: 1, misses: 2 }, 'GET /broken': { bypass: { 'group-error': 1 } } })
+})
+
+t.test('option maxRouteStats bounds the per-route table, on both adapters; a bad value names the option', async (t) => {
+  const fastify = Fastify()
+  // Three rows: GET /a, Fastify's automatic HEAD /a (compiled, never requested: not listed), GET /b.
+  await fastify.register(groupcache, { prefix: prefix(), logger: quiet, maxRouteStats: 3 })
+  for (const name of ['a', 'b', 'c', 'd']) fastify.get(`/${name}`, { config: { cache: { group: name } } }, async () => name)
+  t.teardown(() => fastify.close())
+  for (const name of ['a', 'b', 'c', 'd']) await fastify.inject(`/${name}`)
+  const routes = (fastify.groupcache.stats() as GroupcacheStats).routes
+  t.same(Object.keys(routes).sort(), ['(other routes)', 'GET /a', 'GET /b'])
+  t.equal(routes['(other routes)']!.misses, 2, 'GET /c and GET /d, counted together')
+
+  const gc = expressCache({ prefix: prefix(), logger: quiet, maxRouteStats: 1 })
+  const app = express()
+  app.get('/x', gc.route({ group: 'x' }), (_req, res) => void res.send('x'))
+  app.get('/y', gc.route({ group: 'y' }), (_req, res) => void res.send('y'))
+  const request = await listenExpress(t, app, gc)
+  await request('GET', '/x')
+  await request('GET', '/y')
+  t.same(Object.keys(gc.stats().routes).sort(), ['(other routes)', 'GET /x'])
+
+  for (const bad of [0, 1.5, '10']) {
+    const bare = Fastify()
+    await t.rejects(async () => bare.register(groupcache, { maxRouteStats: bad as never }).ready(), { code: 'GC_INVALID_OPTION', message: /option maxRouteStats must be a positive integer/ })
+    t.throws(() => expressCache({ maxRouteStats: bad as never }), { code: 'GC_INVALID_OPTION', message: /option maxRouteStats/ })
+  }
 })

@@ -70,9 +70,10 @@ t.test('a wait gives up at waitMs in total, across re-asks; a lease key without 
 })
 
 t.test('a holder whose lease expired does not release the lease another process took since', async (t) => {
-  const [a, b, c] = fleet({ leaseMs: 150, waitMs: 150 }) as [RedisSingleFlight, RedisSingleFlight, RedisSingleFlight]
+  // c waits far less than b's lease lives: a loaded machine cannot let b's lease expire during c's wait.
+  const [a, b, c] = fleet({ leaseMs: 500, waitMs: 100 }) as [RedisSingleFlight, RedisSingleFlight, RedisSingleFlight]
   const old = await a.lead('entry-c')
-  await new Promise((resolve) => setTimeout(resolve, 250))
+  await new Promise((resolve) => setTimeout(resolve, 600))
   const current = await b.lead('entry-c')
   t.ok(isLease(old) && isLease(current))
   await (old as Lease).release()
@@ -246,4 +247,18 @@ t.test('on a 3-master Cluster: one leader, the others woken by its release (PUBL
   const cold = await a.lead('sfc:e:two', true)
   t.ok(isLease(cold))
   await (cold as Lease).release()
+})
+
+t.test('held: called once when another process holds the lease, before the wait; never for the holder', async (t) => {
+  const [a, b] = fleet({ leaseMs: 300, waitMs: 10_000 }) as [RedisSingleFlight, RedisSingleFlight]
+  const told: string[] = []
+  const lease = await a.lead('entry-held', false, () => told.push('a'))
+  t.ok(isLease(lease))
+  t.same(told, [], 'the holder is not told')
+  // a never releases: b is refused, waits for the TTL, re-asks and takes the lease over.
+  const outcome = b.lead('entry-held', false, () => told.push(`b waiting: ${b.waiting}`))
+  const taken = await outcome
+  t.ok(isLease(taken), 'b took the expired lease over')
+  t.same(told, ['b waiting: 1'], 'told once, while already parked (a release then is not missed), not again at the re-ask')
+  await (taken as Lease).release()
 })

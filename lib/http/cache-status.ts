@@ -21,7 +21,13 @@ export const CACHE_STATUS = {
    * A stale entry answering a request whose handler failed: the request went
    * forward (`fwd=stale`) and got `fwd-status` (RFC 9211 §2.3, §2.4).
    */
-  staleIfError: (fwdStatus: number, ttlSeconds: number): string => `groupcache; fwd=stale; fwd-status=${fwdStatus}; ttl=${ttlSeconds}; detail=stale-if-error`
+  staleIfError: (fwdStatus: number, ttlSeconds: number): string => `groupcache; fwd=stale; fwd-status=${fwdStatus}; ttl=${ttlSeconds}; detail=stale-if-error`,
+  /**
+   * A stale entry answering a request whose handler did not answer within
+   * `staleIfErrorTimeout`: the request went forward (`fwd=stale`) but no
+   * response came back in time, so there is no `fwd-status` (RFC 9211 §2.4).
+   */
+  staleTimeout: (ttlSeconds: number): string => `groupcache; fwd=stale; ttl=${ttlSeconds}; detail=handler-timeout`
 } as const
 
 const NOT_STORED = {} as Record<NotStoredReason, string>

@@ -22,6 +22,17 @@ export interface Replacement {
   readonly body: Buffer | undefined
 }
 
+/** Control over a response held by {@link holdUntilDecided}. */
+export interface Held {
+  /**
+   * Writes this whole response now, in place of the one being held, and drops
+   * everything written after it (a stale answer for a handler that overran its
+   * time limit). Only before the held response went to `decide` (nothing of it
+   * was written). `late` is called when the dropped response ends.
+   */
+  replace(replacement: Omit<Replacement, typeof REPLACE>, late: () => void): void
+}
+
 /** The part of Node's ServerResponse (HTTP/1) and Http2ServerResponse this needs. */
 export interface RawResponse {
   statusCode: number
@@ -86,8 +97,10 @@ export function holdUntilDecided(
   res: RawResponse,
   collectBytes: number,
   decide: (out: Outgoing) => Promise<Record<string, string> | Replacement> | Record<string, string> | Replacement
-): void {
+): Held {
   const original = { writeHead: res.writeHead as AnyFn, write: res.write as AnyFn, end: res.end as AnyFn }
+  /** Set once another response was written in place of this one: what is written now goes nowhere. */
+  let dropped: (() => void) | undefined
   let head: unknown[] | undefined
   let queue: Call[] | undefined
   let chunks: (Buffer | string)[] | undefined
@@ -129,11 +142,13 @@ export function holdUntilDecided(
     const value = headersOf(head ?? [])?.['content-length'] ?? res.getHeaders()['content-length']
     return value === undefined ? Number.NaN : Number(value)
   }
-  ;(res as unknown as Record<string, unknown>).writeHead = function (...args: unknown[]) {
-    head = args
+  const wrappers = {} as Record<'writeHead' | 'write' | 'end', AnyFn>
+  wrappers.writeHead = function (...args: unknown[]) {
+    if (dropped === undefined) head = args
     return res
   }
-  ;(res as unknown as Record<string, unknown>).write = function (...args: unknown[]) {
+  wrappers.write = function (...args: unknown[]) {
+    if (dropped !== undefined) return drop(args, undefined)
     if (queue !== undefined) {
       queue.push(() => (res.write as AnyFn)(...args))
       return true
@@ -149,7 +164,11 @@ export function holdUntilDecided(
     start(STREAMED, () => original.write.apply(res, args))
     return true
   }
-  ;(res as unknown as Record<string, unknown>).end = function (...args: unknown[]) {
+  wrappers.end = function (...args: unknown[]) {
+    if (dropped !== undefined) {
+      drop(args, dropped)
+      return res
+    }
     if (queue !== undefined) {
       queue.push(() => (res.end as AnyFn)(...args))
       return res
@@ -165,4 +184,25 @@ export function holdUntilDecided(
     start(body, () => original.end.apply(res, callback === undefined ? [body] : [body, callback]))
     return res
   }
+  const wrap = () => Object.assign(res, wrappers)
+  wrap()
+  return {
+    replace({ status, headers, body }, late) {
+      // The layer asks only while the held response has not gone to decide (that marks its miss done): nothing was written.
+      // Restored while writing: a response class may write through its own methods (light-my-request's end calls write).
+      restore()
+      original.writeHead.call(res, status, headers)
+      original.end.call(res, body)
+      dropped = late
+      wrap()
+    }
+  }
+}
+
+/** A write or end of a response replaced by another: its callback still runs, as if written. */
+function drop(args: unknown[], late: (() => void) | undefined): true {
+  const callback = args.find((a) => typeof a === 'function') as Call | undefined
+  if (callback !== undefined) process.nextTick(callback)
+  late?.()
+  return true
 }

@@ -65,7 +65,10 @@ export interface Miss {
   /** The request headers the key included (declared and learned Vary names). */
   readonly keyed: readonly string[]
   done: boolean
-  readonly followers: ((entry: Entry | undefined) => void) | undefined
+  /** Wakes the requests waiting on this miss (GET leaders only). */
+  readonly followers: ((outcome: FlightOutcome) => void) | undefined
+  /** What identical requests wait on (GET leaders only). */
+  readonly flight?: Flight | undefined
   readonly log: Logger | undefined
   /** The fleet-wide lease this miss holds (store single flight), released once its entry is stored or not. */
   readonly lease?: Lease | undefined
@@ -73,6 +76,15 @@ export interface Miss {
   readonly expired: Entry | undefined
   /** Reads the previous generation's entry after a soft bump (once per flight; none for HEAD). */
   readonly grace: () => Promise<GraceEntry | undefined>
+  /** The handler's time limit (staleIfErrorTimeout) while it runs. */
+  timer?: NodeJS.Timeout | undefined
+  /**
+   * A stale entry answered in the handler's place when its time limit passed:
+   * the handler may still be running, and what it answers is dropped.
+   */
+  timedOut?: boolean
+  /** The handler began answering: its time limit no longer applies. */
+  answering?: boolean
 }
 
 /** The previous generation's entry, during a soft bump's grace. */
@@ -85,10 +97,30 @@ export interface GraceEntry {
 }
 
 /** A miss whose handler is running (GET only): identical requests wait for it, or take the soft-bump entry. */
-interface Flight {
-  readonly done: Promise<Entry | undefined>
+export interface Flight {
+  readonly done: Promise<FlightOutcome>
   readonly grace: () => Promise<GraceEntry | undefined>
+  /**
+   * Set when the handler's time limit passed: identical requests get this
+   * stale entry at once (until its window ends) instead of waiting for the
+   * handler, which still runs.
+   */
+  stale: StaleSource | undefined
 }
+
+/** An entry that may answer in a handler's place, and since when it is stale. */
+interface StaleSource {
+  readonly entry: Entry
+  /** Epoch ms since when it is stale (its expiry, or the soft bump). */
+  readonly staleSince: number
+  /** Epoch ms when it may no longer answer. */
+  readonly until: number
+}
+
+/** A flight's handler timed out and a stale entry answered: waiting requests take `flight.stale`. */
+export const STALE: unique symbol = Symbol('groupcache.stale')
+/** How a flight ended for the requests waiting on it: its stored entry, nothing to share, or a stale answer. */
+export type FlightOutcome = Entry | undefined | typeof STALE
 
 export type Begin = ReadyResponse | Miss | { readonly kind: 'bypass'; readonly cacheStatus: string }
 
@@ -105,6 +137,8 @@ export interface HttpCacheSettings {
   readonly coalesceTimeoutMs: number
   /** What the cache tells a CDN in front (options cdn, purgers, awaitPurges); undefined when none is set. */
   readonly edge?: Edge | undefined
+  /** Per-route counters (option maxRouteStats). @default a table of 1000 routes */
+  readonly routeStats?: RouteStats
 }
 
 const NO_HEADERS: readonly HeaderPair[] = []
@@ -163,7 +197,7 @@ export class HttpCache {
   readonly #coalesceTimeoutMs: number
   readonly edge: Edge | undefined
   /** Per-route counters for stats(), bounded by route count. */
-  readonly routeStats = new RouteStats()
+  readonly routeStats: RouteStats
   readonly #storeKind: string
 
   constructor(
@@ -173,11 +207,13 @@ export class HttpCache {
   ) {
     this.#coalesceTimeoutMs = settings.coalesceTimeoutMs
     this.edge = settings.edge
+    this.routeStats = settings.routeStats ?? new RouteStats()
     this.#storeKind = storeKind(gens.store)
   }
 
-  compile(route: RouteInfo, config: unknown): CompiledRoute {
-    const compiled = compileRoute(this.gens, this.defaults, route, config, this.routeStats)
+  /** Checks and precomputes a route's cache options; `counted: false` for a check only (no row in stats()). */
+  compile(route: RouteInfo, config: unknown, counted = true): CompiledRoute {
+    const compiled = compileRoute(this.gens, this.defaults, route, config, counted ? this.routeStats : undefined)
     if (compiled.cached && compiled.cdn) this.edge?.checkRoute(compiled.groups.length, compiled.name)
     return compiled
   }
@@ -307,25 +343,27 @@ export class HttpCache {
       this.#missed(route, trace)
       return { kind: 'miss', route, entryKey, storable: false, keyed, done: false, followers: undefined, log, expired: undefined, grace: NO_GRACE }
     }
-    const leading = this.#inflight.get(entryKey)
+    let leading = this.#inflight.get(entryKey)
+    if (leading?.stale !== undefined) {
+      // Its handler overran its time limit and still runs: its stale entry answers at once, while its window lasts;
+      // after it, this request leads a new flight, whatever the slow handler does.
+      if (leading.stale.until > Date.now()) return this.#timedOutAnswer(leading.stale, route, trace)
+      this.#inflight.delete(entryKey)
+      leading = undefined
+    }
     if (leading !== undefined) {
+      const flight = leading
       suspendLookup(trace)
       // During a soft bump's grace, the previous generation answers at once instead of waiting for the recompute.
-      return leading.grace().then((soft): Begin | Promise<Begin> => {
+      return flight.grace().then((soft): Begin | Promise<Begin> => {
         const now = Date.now()
-        if (soft !== undefined && soft.until > now) {
-          // Counted as a miss above, before it was known that the grace applies.
-          stats.misses--
-          stats.hits++
-          route.counts.stale++
-          const cacheStatus = CACHE_STATUS.softBump(staleSeconds(soft.bumpedAt, now))
-          answerLookup(trace, 'stale', cacheStatus, 'soft-bump')
-          return { kind: 'serve', status: soft.entry.status, headers: soft.entry.headers, body: soft.entry.body, cacheStatus, age: ageOf(soft.entry, now) }
-        }
-        return this.#follow(leading.done).then((shared): Begin => {
+        if (soft !== undefined && soft.until > now) return this.#softAnswer(soft, route, trace, now)
+        return this.#follow(flight.done).then((shared): Begin => {
+          // Woken the moment the leader's time limit passed, with a stale entry still in its window.
+          if (shared === STALE) return this.#timedOutAnswer(flight.stale as StaleSource, route, trace)
           if (shared === undefined || shared === TIMED_OUT) {
             this.#missed(route, trace)
-            return { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: undefined, log, expired: entry, grace: leading.grace }
+            return { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: undefined, log, expired: entry, grace: flight.grace }
           }
           stats.collapsed++
           route.counts.collapsed++
@@ -334,17 +372,42 @@ export class HttpCache {
         })
       })
     }
-    let release!: (entry: Entry | undefined) => void
-    const done = new Promise<Entry | undefined>((resolve) => (release = resolve))
+    let release!: (outcome: FlightOutcome) => void
+    const done = new Promise<FlightOutcome>((resolve) => (release = resolve))
     const grace = this.#graceReader(route, req, found.versions)
-    this.#inflight.set(entryKey, { done, grace })
+    const flight: Flight = { done, grace, stale: undefined }
+    this.#inflight.set(entryKey, flight)
     // A failed handler may need the soft-bump entry: read it while the handler runs.
     if (route.staleIfErrorMs > 0 && entry === undefined) void grace()
-    const miss: Miss = { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: release, log, expired: entry, grace }
-    const flight = this.gens.store.singleFlight
-    if (flight !== undefined) return this.#leadFleet(flight, found.entry === undefined, route, req, trace, miss)
+    const miss: Miss = { kind: 'miss', route, entryKey, storable: true, keyed, done: false, followers: release, flight, log, expired: entry, grace }
+    const fleet = this.gens.store.singleFlight
+    if (fleet !== undefined) return this.#leadFleet(fleet, found.entry === undefined, route, req, trace, miss)
     this.#missed(route, trace)
     return miss
+  }
+
+  /** The previous generation's entry answers a request during a soft bump's grace (it was counted as a miss). */
+  #softAnswer(soft: GraceEntry, route: CompiledRoute, trace: LookupContext | undefined, now: number): ReadyResponse {
+    this.#countStale(route)
+    const cacheStatus = CACHE_STATUS.softBump(staleSeconds(soft.bumpedAt, now))
+    answerLookup(trace, 'stale', cacheStatus, 'soft-bump')
+    return { kind: 'serve', status: soft.entry.status, headers: soft.entry.headers, body: soft.entry.body, cacheStatus, age: ageOf(soft.entry, now) }
+  }
+
+  /** The stale entry of a flight whose handler overran its time limit (the request was counted as a miss). */
+  #timedOutAnswer(source: StaleSource, route: CompiledRoute, trace: LookupContext | undefined): ReadyResponse {
+    this.#countStale(route)
+    const answer = staleTimeoutAnswer(source, Date.now())
+    answerLookup(trace, 'stale', answer.cacheStatus, 'handler-timeout')
+    return answer
+  }
+
+  /** A request counted as a miss is answered stale after all. */
+  #countStale(route: CompiledRoute): void {
+    const stats = this.gens.stats
+    stats.misses--
+    stats.hits++
+    route.counts.stale++
   }
 
   /**
@@ -372,20 +435,97 @@ export class HttpCache {
 
   /** stale-if-error: the entry that answers a failed handler, if one is within its window. */
   async #staleIfError(miss: Miss, status: number): Promise<ReadyResponse | undefined> {
-    const { expired, route } = miss
     const now = Date.now()
-    let entry: Entry
-    let staleSince: number
-    if (expired !== undefined && now < expired.storedAt + expired.ttlMs + route.staleIfErrorMs) {
-      entry = expired
-      staleSince = expired.storedAt + expired.ttlMs
-    } else {
-      const soft = await miss.grace()
-      if (soft === undefined || soft.until <= Date.now()) return undefined
-      entry = soft.entry
-      staleSince = soft.bumpedAt
-    }
-    return { kind: 'serve', status: entry.status, headers: entry.headers, body: entry.body, cacheStatus: CACHE_STATUS.staleIfError(status, staleSeconds(staleSince, now)), age: ageOf(entry, now) }
+    const source = await this.#staleSource(miss, now)
+    if (source === undefined) return undefined
+    const { entry } = source
+    return { kind: 'serve', status: entry.status, headers: entry.headers, body: entry.body, cacheStatus: CACHE_STATUS.staleIfError(status, staleSeconds(source.staleSince, now)), age: ageOf(entry, now) }
+  }
+
+  /**
+   * The stale entry that may answer in a miss's handler's place: the entry
+   * its lookup found expired less than `staleIfError` ago, or else the
+   * previous generation's entry within a soft bump's grace.
+   */
+  async #staleSource(miss: Miss, now: number): Promise<StaleSource | undefined> {
+    const expired = this.#expiredSource(miss, now)
+    if (expired !== undefined) return expired
+    const soft = await miss.grace()
+    if (soft === undefined || soft.until <= Date.now()) return undefined
+    return { entry: soft.entry, staleSince: soft.bumpedAt, until: soft.until }
+  }
+
+  /** The entry a miss's lookup found expired, while it is within the route's `staleIfError` window. */
+  #expiredSource(miss: Miss, now: number): StaleSource | undefined {
+    const { expired, route } = miss
+    if (expired === undefined) return undefined
+    const staleSince = expired.storedAt + expired.ttlMs
+    const until = staleSince + route.staleIfErrorMs
+    return now < until ? { entry: expired, staleSince, until } : undefined
+  }
+
+  /**
+   * Starts a miss's time limit (`staleIfErrorTimeout`) as its handler starts.
+   * When it passes before the handler began answering ({@link answering}) and
+   * a stale entry could answer, `answer` writes that entry in place of the
+   * handler's response, and the requests waiting on this miss get it too.
+   * The handler runs on; the adapter calls {@link late} when it answers.
+   * With no stale entry, nothing happens: the handler runs as long as it
+   * takes. The timer never keeps the process alive and is cleared when the
+   * handler answers first.
+   */
+  limit(miss: Miss, answer: (stale: ReadyResponse) => void): void {
+    const ms = miss.route.staleIfErrorTimeoutMs
+    // HEAD is never answered stale (its body is not the GET body).
+    if (ms === 0 || !miss.storable || miss.done) return
+    const timer = setTimeout(() => void this.#timeUp(miss, answer), ms)
+    // A request waiting on it keeps its socket open: the timer itself never holds the process.
+    timer.unref()
+    miss.timer = timer
+  }
+
+  async #timeUp(miss: Miss, answer: (stale: ReadyResponse) => void): Promise<void> {
+    miss.timer = undefined
+    const now = Date.now()
+    const source = await this.#staleSource(miss, now)
+    // Nothing may answer in its place; or the handler began answering while the soft-bump entry was read.
+    if (source === undefined || miss.done || miss.answering === true) return
+    answer(staleTimeoutAnswer(source, now))
+    miss.done = true
+    miss.timedOut = true
+    const { route, flight } = miss
+    // Whatever the handler answers now is dropped, never stored.
+    this.#countNotStored(route, 'handler-timeout')
+    if (flight === undefined) return
+    // Identical requests, waiting or still to come, take the stale entry rather than wait for the handler; the flight
+    // (and its fleet lease) stays until the handler answers (late()), or until the stale window ends if it never does.
+    flight.stale = source
+    ;(miss.followers as (outcome: FlightOutcome) => void)(STALE)
+    const cleanup = setTimeout(() => this.late(miss), source.until - now)
+    cleanup.unref()
+    miss.timer = cleanup
+  }
+
+  /**
+   * The handler began answering (an adapter whose store decision waits on
+   * asynchronous work, such as bumps): its time limit no longer applies.
+   */
+  answering(miss: Miss): void {
+    miss.answering = true
+    clearTimeout(miss.timer)
+  }
+
+  /**
+   * The handler of a miss answered after a stale entry had answered in its
+   * place (or its stale window ended): what it answered was dropped. Identical
+   * requests run the handler again from now on, and the fleet lease is released.
+   */
+  late(miss: Miss): void {
+    if (miss.timedOut !== true) return
+    miss.timedOut = false
+    clearTimeout(miss.timer)
+    if (this.#inflight.get(miss.entryKey) === miss.flight) this.#inflight.delete(miss.entryKey)
+    void miss.lease?.release()
   }
 
   /**
@@ -395,20 +535,88 @@ export class HttpCache {
    * release, it re-reads the entry and serves it, with this process's
    * followers, as collapsed; otherwise (wait given up, entry not stored, a
    * store fault) it runs its own handler, as without single flight.
+   *
+   * While another process holds the lease, a stale entry may answer instead
+   * of the wait: the previous generation during a soft bump's grace at once
+   * (no request waits for the recompute), an entry within `staleIfError` once
+   * `staleIfErrorTimeout` has passed. The flight then keeps waiting in the
+   * background, so that this process's identical requests take that stale
+   * entry too, until the holder's entry can be read.
    */
-  async #leadFleet(flight: SingleFlight, cold: boolean, route: CompiledRoute, req: HttpRequest, trace: LookupContext | undefined, miss: Miss): Promise<Begin> {
+  #leadFleet(fleet: SingleFlight, cold: boolean, route: CompiledRoute, req: HttpRequest, trace: LookupContext | undefined, miss: Miss): Promise<Begin> {
     suspendLookup(trace)
+    return new Promise<Begin>((resolve) => {
+      let answered = false
+      let timer: NodeJS.Timeout | undefined
+      const answer = (begin: Begin): void => {
+        answered = true
+        clearTimeout(timer)
+        resolve(begin)
+      }
+      // Only once another process holds the lease: the lease holder pays nothing for it.
+      const held = (): void => {
+        void miss.grace().then((soft) => {
+          // The wait ended (the holder released) while the grace record was read: that answer stands.
+          /* c8 ignore next */
+          if (answered) return
+          const now = Date.now()
+          if (soft !== undefined && soft.until > now) {
+            answer(this.#softAnswer(soft, route, trace, now))
+            return
+          }
+          const limitMs = route.staleIfErrorTimeoutMs
+          const source = this.#expiredSource(miss, now)
+          // Without a stale entry that still applies when the limit passes, the wait goes on as it would.
+          if (source === undefined || limitMs === 0 || source.until <= now + limitMs) return
+          timer = setTimeout(() => {
+            // Cleared when the wait ended first: this request is still waiting.
+            answer(this.#timedOutAnswer(source, route, trace))
+            ;(miss.flight as Flight).stale = source
+            ;(miss.followers as (outcome: FlightOutcome) => void)(STALE)
+          }, limitMs)
+          timer.unref()
+        })
+      }
+      void this.#askFleet(fleet, cold, route, req, miss, held).then((outcome) => {
+        if (!answered) {
+          answer(this.#fleetAnswer(outcome, route, trace, miss))
+          return
+        }
+        // Answered stale already: nobody here runs the handler. The flight ends with what the holder stored.
+        miss.done = true
+        let shared: Entry | undefined
+        if (outcome !== 'timeout') {
+          if ('entry' in outcome) shared = outcome.entry
+          // Taken over from a holder that went away: the next request here leads again.
+          else void outcome.release()
+        }
+        this.#release(miss, shared)
+      })
+    })
+  }
+
+  /** Asks for the fleet lease (a store fault counts as a wait given up), and re-reads the holder's entry once released. */
+  async #askFleet(fleet: SingleFlight, cold: boolean, route: CompiledRoute, req: HttpRequest, miss: Miss, held: () => void): Promise<Lease | { entry: Entry | undefined } | 'timeout'> {
     let outcome: Lease | 'released' | 'timeout'
     try {
-      outcome = await flight.lead(miss.entryKey, cold)
+      outcome = await fleet.lead(miss.entryKey, cold, held)
     } catch (err) {
       this.gens.reportFault(err, { what: 'single-flight', route: route.name, log: miss.log })
-      outcome = 'timeout'
+      return 'timeout'
     }
-    const entry = outcome === 'released' ? await this.#reread(route, req, miss) : undefined
+    return outcome === 'released' ? { entry: await this.#reread(route, req, miss) } : outcome
+  }
+
+  /** What the fleet's answer means for this request: run the handler (holding the lease or not), or serve the holder's entry. */
+  #fleetAnswer(outcome: Lease | { entry: Entry | undefined } | 'timeout', route: CompiledRoute, trace: LookupContext | undefined, miss: Miss): Begin {
+    if (outcome === 'timeout' || !('entry' in outcome)) {
+      this.#missed(route, trace)
+      return outcome === 'timeout' ? miss : { ...miss, lease: outcome }
+    }
+    const { entry } = outcome
     if (entry === undefined) {
       this.#missed(route, trace)
-      return typeof outcome === 'object' ? { ...miss, lease: outcome } : miss
+      return miss
     }
     miss.done = true
     this.#release(miss, entry)
@@ -439,7 +647,7 @@ export class HttpCache {
   }
 
   /** Waits for a leader's entry at most coalesceTimeout: a hung handler never holds later requests for longer. */
-  #follow(leading: Promise<Entry | undefined>): Promise<Entry | undefined | typeof TIMED_OUT> {
+  #follow(leading: Promise<FlightOutcome>): Promise<FlightOutcome | typeof TIMED_OUT> {
     return new Promise((resolve) => {
       // Not unref'd: a request is waiting on it; it is cleared as soon as the leader answers.
       const timer = setTimeout(resolve, this.#coalesceTimeoutMs, TIMED_OUT)
@@ -461,6 +669,7 @@ export class HttpCache {
   async finish(miss: Miss, status: number, headers: HeaderBag, body: unknown, before?: HeaderBag): Promise<Finish> {
     if (miss.done) return { cacheStatus: CACHE_STATUS.miss, etag: undefined }
     miss.done = true
+    clearTimeout(miss.timer)
     const { route } = miss
     if (status >= 500 && route.staleIfErrorMs > 0 && miss.storable && (body === undefined || typeof body === 'string' || Buffer.isBuffer(body))) {
       const stale = await this.#staleIfError(miss, status)
@@ -531,13 +740,15 @@ export class HttpCache {
   abandon(miss: Miss): void {
     if (miss.done) return
     miss.done = true
+    clearTimeout(miss.timer)
     this.#release(miss, undefined)
     void miss.lease?.release()
   }
 
-  #release(miss: Miss, entry: Entry | undefined): void {
+  #release(miss: Miss, entry: FlightOutcome): void {
     if (miss.followers === undefined) return
-    this.#inflight.delete(miss.entryKey)
+    // A flight whose stale window ended may have been replaced by a new one for the same key.
+    if (this.#inflight.get(miss.entryKey) === miss.flight) this.#inflight.delete(miss.entryKey)
     miss.followers(entry)
   }
 
@@ -604,6 +815,12 @@ export class HttpCache {
     this.gens.reportFault(err, { what: 'lookup', route: route.name, log })
     return err instanceof GroupcacheError && err.code === 'GC_STORE_TIMEOUT' ? 'store-timeout' : 'store-error'
   }
+}
+
+/** A stale entry answering in place of a handler that overran its time limit. */
+function staleTimeoutAnswer(source: StaleSource, now: number): ReadyResponse {
+  const { entry } = source
+  return { kind: 'serve', status: entry.status, headers: entry.headers, body: entry.body, cacheStatus: CACHE_STATUS.staleTimeout(staleSeconds(source.staleSince, now)), age: ageOf(entry, now) }
 }
 
 /** A stale response's ttl: negative, and at least a second (-0.4 s says -1, never 0). */

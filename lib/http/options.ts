@@ -2,7 +2,8 @@ import { GroupcacheError } from '../errors.js'
 import { GenerationalCache, type GenerationalCacheOptions } from '../core/generational-cache.js'
 import { positiveNumber, type Logger } from '../core/generations.js'
 import { HttpCache } from './http-cache.js'
-import { seconds } from './route.js'
+import { RouteStats } from '../observability/stats.js'
+import { seconds, timerSeconds } from './route.js'
 import { Edge } from '../cdn/edge.js'
 import type { CdnOptions } from '../cdn/headers.js'
 import type { CdnPurger } from '../cdn/purger.js'
@@ -58,9 +59,24 @@ export interface GroupcacheOptions extends GenerationalCacheOptions {
    * @default 0
    */
   staleIfError?: number
+  /**
+   * Seconds (fractions allowed) a handler may take when a stale entry could
+   * answer in its place (within `staleIfError`, or a soft bump's grace),
+   * unless a route says otherwise (route option `staleIfErrorTimeout`): past
+   * it the stale entry answers and the handler's later response is dropped.
+   * @default 0 (no time limit)
+   */
+  staleIfErrorTimeout?: number
+  /**
+   * Most routes `stats()` counts one by one; requests of routes past it are
+   * counted together under `(other routes)`. Express routers mounted on
+   * param paths make a route per value, so the table needs a bound.
+   * @default 1000
+   */
+  maxRouteStats?: number
 }
 
-const OPTION_NAMES = new Set(['store', 'prefix', 'ttl', 'timeout', 'logger', 'statuses', 'maxEntryBytes', 'coalesceTimeout', 'breaker', 'maxPendingBumps', 'faultLogInterval', 'cdn', 'purgers', 'awaitPurges', 'staleIfError'])
+const OPTION_NAMES = new Set(['store', 'prefix', 'ttl', 'timeout', 'logger', 'statuses', 'maxEntryBytes', 'coalesceTimeout', 'breaker', 'maxPendingBumps', 'faultLogInterval', 'cdn', 'purgers', 'awaitPurges', 'staleIfError', 'staleIfErrorTimeout', 'maxRouteStats'])
 const STORE_METHODS = ['lookup', 'set', 'delete', 'bump', 'close'] as const
 
 /** An object implementing Store, or a GroupcacheError naming option store. */
@@ -83,15 +99,19 @@ export function createHttpCache(options: GroupcacheOptions, frameworkLogger: Log
     }
   }
   checkStore(options.store)
-  const { statuses = [200], maxEntryBytes = 1024 * 1024, coalesceTimeout = 10_000, staleIfError = 0, logger = frameworkLogger, cdn, purgers, awaitPurges, ...rest } = options
+  const { statuses = [200], maxEntryBytes = 1024 * 1024, coalesceTimeout = 10_000, staleIfError = 0, staleIfErrorTimeout = 0, maxRouteStats = 1000, logger = frameworkLogger, cdn, purgers, awaitPurges, ...rest } = options
   if (!Array.isArray(statuses) || statuses.some((s) => !Number.isInteger(s) || s < 100 || s > 599)) {
     throw new GroupcacheError('GC_INVALID_OPTION', `groupcache: option statuses must be an array of HTTP status codes, got ${JSON.stringify(statuses)}`)
   }
   const checkedMaxEntryBytes = positiveNumber(maxEntryBytes, 'maxEntryBytes', 'groupcache: ')
   const checkedCoalesce = positiveNumber(coalesceTimeout, 'coalesceTimeout', 'groupcache: ')
+  const checkedStaleIfError = seconds(staleIfError, 'staleIfError', 'groupcache: ')
+  // Checked before the cache starts on its store: a bad option leaves nothing running.
+  const checkedStaleTimeout = timerSeconds(staleIfErrorTimeout, 'staleIfErrorTimeout', 'groupcache: ')
+  const routeStats = new RouteStats(maxRouteStats)
   const edge = Edge.create({ cdn, purgers, awaitPurges })
   const gens = new GenerationalCache(logger === undefined ? rest : { ...rest, logger })
   edge?.subscribe(gens)
-  const defaults = { ttl: gens.ttl, statuses, maxEntryBytes: checkedMaxEntryBytes, staleIfError: seconds(staleIfError, 'staleIfError', 'groupcache: ') }
-  return new HttpCache(gens, defaults, { coalesceTimeoutMs: checkedCoalesce, edge })
+  const defaults = { ttl: gens.ttl, statuses, maxEntryBytes: checkedMaxEntryBytes, staleIfError: checkedStaleIfError, staleIfErrorTimeout: checkedStaleTimeout }
+  return new HttpCache(gens, defaults, { coalesceTimeoutMs: checkedCoalesce, edge, routeStats })
 }

@@ -68,6 +68,18 @@ export interface RouteCacheOptions {
    */
   staleIfError?: number
   /**
+   * Seconds (fractions allowed) a handler may take when a stale entry could
+   * answer instead (an entry expired less than `staleIfError` ago, or, after a
+   * soft bump, the previous generation's entry within its grace): past it the
+   * client, and every identical request waiting on that handler, gets the
+   * stale entry (`Cache-Status: … fwd=stale; ttl=-N; detail=handler-timeout`).
+   * The handler keeps running; what it answers later is neither written nor
+   * stored. With no stale entry at hand the handler runs as long as it takes.
+   * Needs `staleIfError` above 0.
+   * @default the plugin's `staleIfErrorTimeout` (0: no time limit)
+   */
+  staleIfErrorTimeout?: number
+  /**
    * Name this route's groups in the CDN headers of its responses (when the
    * plugin's `cdn` option is on); `false` leaves its responses untagged.
    * @default true
@@ -82,9 +94,11 @@ export interface RouteDefaults {
   maxEntryBytes: number
   /** Seconds; 0 when absent. */
   staleIfError?: number
+  /** Seconds; 0 (no time limit) when absent. */
+  staleIfErrorTimeout?: number
 }
 
-const ROUTE_OPTION_NAMES = new Set(['group', 'groups', 'ttl', 'bumps', 'vary', 'query', 'statuses', 'authorization', 'maxEntryBytes', 'staleWhileRevalidate', 'cdn', 'staleIfError'])
+const ROUTE_OPTION_NAMES = new Set(['group', 'groups', 'ttl', 'bumps', 'vary', 'query', 'statuses', 'authorization', 'maxEntryBytes', 'staleWhileRevalidate', 'cdn', 'staleIfError', 'staleIfErrorTimeout'])
 
 /** A group of a route: its version key when it reads no values, else how to compute it. */
 export interface RouteGroup {
@@ -131,6 +145,8 @@ export interface CompiledRoute {
   readonly staleMs: number
   /** How long past `ttlMs` an entry may answer a request whose handler failed (stale-if-error). */
   readonly staleIfErrorMs: number
+  /** How long a handler may take when a stale entry could answer in its place (0: no limit). */
+  readonly staleIfErrorTimeoutMs: number
   readonly statuses: ReadonlySet<number>
   /** Lower-cased header names, declared by the route. */
   readonly vary: readonly string[]
@@ -221,6 +237,7 @@ export function compileRoute(
   const maxEntryBytes = positiveNumber(options.maxEntryBytes ?? defaults.maxEntryBytes, 'maxEntryBytes', where)
   const stale = seconds(options.staleWhileRevalidate ?? 0, 'staleWhileRevalidate', where)
   const staleIfError = seconds(options.staleIfError ?? defaults.staleIfError ?? 0, 'staleIfError', where)
+  const staleIfErrorTimeout = timerSeconds(options.staleIfErrorTimeout ?? defaults.staleIfErrorTimeout ?? 0, 'staleIfErrorTimeout', where)
   const statuses = checkStatuses(options.statuses ?? defaults.statuses, where)
   const vary = checkStringList(options.vary ?? [], 'vary', where).map((h) => h.toLowerCase())
   const query = options.query ?? true
@@ -265,6 +282,8 @@ export function compileRoute(
     ttlMs: ttl * 1000,
     staleMs: stale * 1000,
     staleIfErrorMs: staleIfError * 1000,
+    // Inert without a stale-if-error window: no entry could answer in the handler's place.
+    staleIfErrorTimeoutMs: staleIfError > 0 ? staleIfErrorTimeout * 1000 : 0,
     statuses: new Set(statuses),
     vary,
     learnedVary: [],
@@ -285,6 +304,18 @@ export function seconds(value: unknown, name: string, where: string): number {
     throw new GroupcacheError('GC_INVALID_OPTION', `${where}option ${name} must be a number of seconds (0 or more), got ${JSON.stringify(value)}`)
   }
   return value
+}
+
+/** Longest delay a Node timer keeps (about 24.8 days); a longer one fires at once. */
+const MAX_TIMER_SECONDS = (2 ** 31 - 1) / 1000
+
+/** A number of seconds a timer waits: as {@link seconds}, and no longer than a Node timer can wait. */
+export function timerSeconds(value: unknown, name: string, where: string): number {
+  const checked = seconds(value, name, where)
+  if (checked > MAX_TIMER_SECONDS) {
+    throw new GroupcacheError('GC_INVALID_OPTION', `${where}option ${name} must be at most ${MAX_TIMER_SECONDS} seconds (a Node timer's longest delay), got ${checked}`)
+  }
+  return checked
 }
 
 function checkStatuses(statuses: unknown, where: string): number[] {

@@ -151,10 +151,14 @@ export class RedisSingleFlight implements SingleFlight {
    * absent: a leader that stored it and released its lease just after that
    * lookup answers `'released'` at once, instead of leaving the lease free for
    * a second run. (Not on a Cluster, where the two keys are in different slots.)
+   *
+   * `held`: called once, at the first refusal (another process holds the
+   * lease), before waiting; costs the lease holder nothing.
    */
-  async lead(entryKey: string, cold = false): Promise<Lease | WaitOutcome> {
+  async lead(entryKey: string, cold = false, held?: () => void): Promise<Lease | WaitOutcome> {
     const key = this.leaseKey(entryKey)
     const deadline = Date.now() + this.waitMs
+    let told = held === undefined
     for (;;) {
       const remaining = deadline - Date.now()
       if (this.#closed || remaining <= 0) return 'timeout'
@@ -176,6 +180,10 @@ export class RedisSingleFlight implements SingleFlight {
       if (asked === 'timeout' || asked === -2) {
         waiter.wake('timeout')
         return asked === -2 ? 'released' : 'timeout'
+      }
+      if (!told) {
+        told = true
+        ;(held as () => void)()
       }
       const expiresIn = asked + EXPIRY_SLACK_MS
       const left = deadline - Date.now()

@@ -117,7 +117,10 @@ export interface SingleFlight {
    * releases it), or waits, bounded, for the process holding it. Rejects
    * only when the store cannot be asked. `cold`: the caller found no entry
    * at all (none stale either); an entry stored since then answers `'released'`.
+   * `held` is called once, as soon as another process is known to hold the
+   * lease (before the wait): the caller may answer its request another way
+   * (a soft bump's grace entry) while this call keeps waiting.
    */
-  lead(entryKey: string, cold?: boolean): Promise<Lease | WaitOutcome>
+  lead(entryKey: string, cold?: boolean, held?: () => void): Promise<Lease | WaitOutcome>
   close(): Promise<void>
 }
