@@ -50,7 +50,6 @@ const against = process.argv.find((a) => a.startsWith('--against='))?.slice('--a
 
 const PAIRS: Pair[] = [
   { name: 'memory hit, static route', baseline: 'bare', candidate: 'memory-hit', goal: 0.9 },
-  { name: 'probe: Buffer body', baseline: 'bare', candidate: 'bare-buffer', goal: 0.9 },
   { name: 'memory hit, lookupAt onRequest', baseline: 'bare', candidate: 'memory-hit-onrequest', goal: 0.9 },
   { name: 'memory hit, /posts/:id, 2 groups', baseline: 'bare-param', candidate: 'memory-hit-param', goal: 0.9, posts: true },
   { name: 'Redis hit, static route', baseline: 'redis-get-hook', candidate: 'redis-hit', goal: 0.9, redisCpu: true },

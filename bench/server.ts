@@ -10,7 +10,6 @@ import groupcache, { RedisStore } from '../lib/index.js'
 import { expressCache } from '../lib/express.js'
 
 import { BODY, POST_GROUPS, POSTS } from './body.js'
-const BODY_BYTES = Buffer.from(BODY)
 const [scenario = '', portArg = '0', redisPort = '6379'] = process.argv.slice(2)
 const port = Number(portArg)
 const redis = () => new Redis({ host: '127.0.0.1', port: Number(redisPort) })
@@ -54,7 +53,6 @@ const scenarios: Record<string, () => Promise<void>> = {
       app.get('/items', { config: { cache: { group: 'items' } } }, (_req, reply) => reply.type('application/json').send(BODY))
     }),
   // Param routes, two groups: /posts/:id with groups ['post:id', 'posts'].
-  'bare-buffer': () => fastify((app) => void app.get('/items', (_req, reply) => reply.type('application/json').send(BODY_BYTES))),
   'bare-param': () => fastify((app) => void app.get('/posts/:id', (_req, reply) => reply.type('application/json').send(BODY))),
   // The same as memory-hit with hits answered in onRequest (lookupAt), for the price of serving them after every hook.
   'memory-hit-onrequest': () =>
