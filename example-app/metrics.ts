@@ -36,7 +36,7 @@ export function cacheMetrics(prefix = 'gc'): CacheMetrics {
   const lookups = new Counter({ name: 'groupcache_lookups_total', help: 'Cache lookups by route and outcome (hit, stale, miss, collapsed, bypass).', labelNames: ['route', 'outcome'], registers })
   const duration = new Histogram({ name: 'groupcache_lookup_duration_seconds', help: 'Time from the start of a lookup until the request was answered from the cache or handed to its handler.', labelNames: ['route', 'outcome'], buckets: LOOKUP_BUCKETS, registers })
   const stored = new Counter({ name: 'groupcache_stored_total', help: 'Handler responses written to the store.', labelNames: ['route'], registers })
-  const notStored = new Counter({ name: 'groupcache_not_stored_total', help: 'Handler responses not stored, by reason.', labelNames: ['route', 'reason'], registers })
+  const notStored = new Counter({ name: 'groupcache_not_stored_total', help: 'Handler responses not stored, by reason (stale-if-error, handler-timeout: a stale entry answered in its place).', labelNames: ['route', 'reason'], registers })
   const bumps = new Counter({ name: 'groupcache_bumps_total', help: 'Group bumps that reached the store, by group family (user:42 counts as user).', labelNames: ['group'], registers })
   const faults = new Counter({ name: 'groupcache_store_faults_total', help: 'Store calls that failed or timed out (served uncached).', labelNames: ['what', 'code'], registers })
   const breaker = new Gauge({ name: 'groupcache_breaker_state', help: 'Circuit breaker in front of the store: 0 closed, 1 half-open, 2 open.', registers })
@@ -56,6 +56,8 @@ export function cacheMetrics(prefix = 'gc'): CacheMetrics {
         duration.observe(labels, lookup.duration! / 1000)
       })
     }),
+    // A stale entry answering in a handler's place (reason stale-if-error or handler-timeout) comes here: its
+    // lookup was counted as a miss when the handler started.
     subscribeStores(
       mine((message) => {
         if (message.stored) stored.inc({ route: message.route })

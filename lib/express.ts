@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http'
 import { promisify } from 'node:util'
 import zlib from 'node:zlib'
 import type { NextFunction, Request, RequestHandler, Response } from 'express'
@@ -34,6 +35,16 @@ export interface ExpressMiddlewareOptions {
   routes?: Record<string, RouteCacheOptions | true>
 }
 
+/**
+ * What `gc.route()` returns: an Express route middleware, usable wherever a
+ * `RequestHandler` is. Its request is typed `unknown` rather than `Request`
+ * so that it takes no part in Express's inference of a route's params: in
+ * `app.get('/users/:userId', gc.route(options), (req, res) => ...)` the
+ * handler's `req.params.userId` is a `string`, as without it (a
+ * `RequestHandler` there would widen every param to `string | string[]`).
+ */
+export type RouteMiddleware = (req: unknown, res: Response, next: NextFunction) => void
+
 export interface ExpressCache extends CacheApi {
   /**
    * Adds `res.bumpGroup`, and with `routes`, caches the listed patterns. A hit
@@ -44,8 +55,10 @@ export interface ExpressCache extends CacheApi {
   /**
    * Route-level middleware: caches this route (or, with only `bumps`, declares
    * its bumps). A hit is answered here, after the middleware mounted before it.
+   * Its type leaves the params of the handlers mounted with it to Express's
+   * inference from the path (see {@link RouteMiddleware}).
    */
-  route(options: RouteCacheOptions | true): RequestHandler
+  route(options: RouteCacheOptions | true): RouteMiddleware
   /** Tries pending bumps once more, closes the store, then the CDN purgers (sending what they hold). */
   close(): Promise<void>
 }
@@ -95,7 +108,9 @@ function serve(res: Response, ready: ReadyResponse, edge: readonly HeaderPair[] 
   if (ready.body !== undefined) headers['content-length'] = String(ready.body.length)
   // The handler's Vary tokens join those middleware set on this request (CORS's Origin).
   if (stored.vary !== undefined && res.hasHeader('vary')) headers.vary = mergeVary(res.getHeader('vary'), stored.vary)
-  res.writeHead(ready.status, headers)
+  // The reason phrase goes with the status written: the handler's (res.status(503), an error handler's
+  // "Internal Server Error") may already be on the response when a stale or cached answer replaces it.
+  res.writeHead(ready.status, STATUS_CODES[ready.status] ?? 'unknown', headers)
   res.end(ready.body)
 }
 
@@ -385,14 +400,16 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
       }
     },
 
-    route(routeOptions: RouteCacheOptions | true): RequestHandler {
+    route(routeOptions: RouteCacheOptions | true): RouteMiddleware {
       // Checks the options and group forms now; params are checked against the
       // route's pattern on its first request (Express does not tell a
       // middleware its route before then).
       // A check only: it must not take a row of the bounded per-route stats table (maxRouteStats).
       const checked = http.compile({ pattern: '(route)', name: 'Express route', params: null, cacheable: true }, routeOptions, false)
+      // Its pattern is known at its first request only: until then bumpRoute() cannot tell it from a mistyped one.
+      if (checked.cached) http.patternsLearnedLate()
       const byPattern = new LRUCache<string, CompiledRoute>({ max: COMPILED_PATTERNS_MAX })
-      return function groupcacheRoute(req, res, next) {
+      const groupcacheRoute: RequestHandler = function (req, res, next) {
         let route: CompiledRoute
         try {
           route = routeFor(byPattern, req, routeOptions)
@@ -416,6 +433,8 @@ export function expressCache(options: GroupcacheOptions = {}): ExpressCache {
         if (!checked.cached) return next()
         lookup(route, req, res, req.params as GroupValues, next)
       }
+      // Express calls it with its Request: the type only keeps it out of the params inference of the handlers after it.
+      return groupcacheRoute as RouteMiddleware
     }
   }
 }

@@ -7,6 +7,7 @@ import { fastlyPurger, groupcache, MemoryStore, type CdnPurger, type GroupcacheO
 import { expressCache } from '../lib/express.js'
 import { holdUntilDecided, type RawResponse } from '../lib/http/capture.js'
 import { Edge } from '../lib/cdn/edge.js'
+import { VENDORS, vendorKey, type Vendor } from '../lib/cdn/names.js'
 import { adapters, type TestRoute } from './helpers/apps.js'
 import { FaultyStore } from './helpers/faulty-store.js'
 import { request } from './helpers/http.js'
@@ -62,22 +63,22 @@ await matrix(t, async (t, { app, store }) => {
     const a = await app(routes(), { cdn: ALL })
     const miss = await a.request('GET', '/users/42')
     t.equal(miss.headers['cache-status'], STORED)
-    t.equal(miss.headers['cache-groups'], '"gc/user:42", "gc/users", "gc"')
-    t.equal(miss.headers['surrogate-key'], 'gc/user:42 gc/users gc')
-    t.equal(miss.headers.xkey, 'gc/user:42 gc/users gc')
+    t.equal(miss.headers['cache-groups'], '"gc/user:42", "gc/users", "gc/route=/users/:userId", "gc"')
+    t.equal(miss.headers['surrogate-key'], 'gc/user:42 gc/users gc/route=/users/:userId gc')
+    t.equal(miss.headers.xkey, 'gc/user:42 gc/users gc/route=/users/:userId gc')
     t.equal(miss.headers['cdn-cache-control'], 'max-age=60', 'the route ttl, for the edge')
     for (const method of ['GET', 'HEAD']) {
       const hit = await a.request(method, '/users/42')
       t.match(hit.headers['cache-status'], /^groupcache; hit/, method)
-      t.equal(hit.headers['cache-groups'], '"gc/user:42", "gc/users", "gc"', `${method} hit`)
+      t.equal(hit.headers['cache-groups'], '"gc/user:42", "gc/users", "gc/route=/users/:userId", "gc"', `${method} hit`)
       t.equal(hit.headers['cdn-cache-control'], 'max-age=60')
     }
     const notModified = await a.request('GET', '/users/42', { 'if-none-match': miss.headers.etag as string })
     t.equal(notModified.status, 304)
-    t.equal(notModified.headers['surrogate-key'], 'gc/user:42 gc/users gc', 'a 304 refreshes the edge copy with its tags')
-    t.equal((await a.request('GET', '/users/7')).headers['cache-groups'], '"gc/user:7", "gc/users", "gc"', 'per request values')
+    t.equal(notModified.headers['surrogate-key'], 'gc/user:42 gc/users gc/route=/users/:userId gc', 'a 304 refreshes the edge copy with its tags')
+    t.equal((await a.request('GET', '/users/7')).headers['cache-groups'], '"gc/user:7", "gc/users", "gc/route=/users/:userId", "gc"', 'per request values')
     const about = await a.request('GET', '/about')
-    t.equal(about.headers['cache-groups'], '"gc/route=/about", "gc"', 'no groups: the view group')
+    t.equal(about.headers['cache-groups'], '"gc/route=/about", "gc"', 'no groups and no params: the view group is the route generation')
     t.equal(about.headers['cdn-cache-control'], 'max-age=300')
   })
 
@@ -92,7 +93,7 @@ await matrix(t, async (t, { app, store }) => {
     const hit = await plain.request('GET', '/users/42', host)
     t.match(hit.headers['cache-status'], /^groupcache; hit/)
     t.same([hit.headers['cache-groups'], hit.headers['surrogate-key'], hit.headers.xkey, hit.headers['cdn-cache-control']], [undefined, undefined, undefined, undefined])
-    t.match((await tagged.request('GET', '/users/42', host)).headers, { 'cache-status': /hit/, 'cache-groups': '"gc/user:42", "gc/users", "gc"' })
+    t.match((await tagged.request('GET', '/users/42', host)).headers, { 'cache-status': /hit/, 'cache-groups': '"gc/user:42", "gc/users", "gc/route=/users/:userId", "gc"' })
   })
 
   await t.test("s-maxage joins the handler's Cache-Control, and a handler's own tag header is replaced", async (t) => {
@@ -100,11 +101,11 @@ await matrix(t, async (t, { app, store }) => {
     const miss = await a.request('GET', '/public')
     t.equal(miss.headers['cache-status'], STORED)
     t.equal(miss.headers['cache-control'], 'public, max-age=10, s-maxage=60')
-    t.equal(miss.headers['cache-groups'], '"gc/public", "gc"')
+    t.equal(miss.headers['cache-groups'], '"gc/public", "gc/route=/public", "gc"')
     const hit = await a.request('GET', '/public')
     t.match(hit.headers['cache-status'], /hit/)
     t.equal(hit.headers['cache-control'], 'public, max-age=10, s-maxage=60', 'one s-maxage on hits, not one per hit')
-    t.equal(hit.headers['cache-groups'], '"gc/public", "gc"')
+    t.equal(hit.headers['cache-groups'], '"gc/public", "gc/route=/public", "gc"')
     for (let i = 0; i < 2; i++) t.equal((await a.request('GET', '/listed')).headers['cache-control'], 'public, max-age=10, s-maxage=60', 'a Cache-Control set as a list')
   })
 
@@ -112,11 +113,11 @@ await matrix(t, async (t, { app, store }) => {
     const a = await app(routes(), { cdn: ALL })
     const cookie = await a.request('GET', '/session')
     t.equal(cookie.headers['cache-status'], 'groupcache; fwd=miss; detail=set-cookie')
-    t.match(cookie.headers, { 'cache-groups': '"gc/session", "gc"', 'cdn-cache-control': undefined })
+    t.match(cookie.headers, { 'cache-groups': '"gc/session", "gc/route=/session", "gc"', 'cdn-cache-control': undefined })
     const missing = await a.request('GET', '/missing/1')
-    t.match(missing.headers, { 'cache-status': 'groupcache; fwd=miss; detail=status', 'cache-groups': '"gc/missing:1", "gc"', 'cdn-cache-control': undefined })
+    t.match(missing.headers, { 'cache-status': 'groupcache; fwd=miss; detail=status', 'cache-groups': '"gc/missing:1", "gc/route=/missing/:id", "gc"', 'cdn-cache-control': undefined })
     const authorized = await a.request('GET', '/users/42', { authorization: 'Bearer x' })
-    t.match(authorized.headers, { 'cache-status': 'groupcache; fwd=bypass; detail=authorization', 'cache-groups': '"gc/user:42", "gc/users", "gc"', 'cdn-cache-control': undefined })
+    t.match(authorized.headers, { 'cache-status': 'groupcache; fwd=bypass; detail=authorization', 'cache-groups': '"gc/user:42", "gc/users", "gc/route=/users/:userId", "gc"', 'cdn-cache-control': undefined })
   })
 
   await t.test('a response whose groups cannot be named is kept out of the edge', async (t) => {
@@ -124,7 +125,7 @@ await matrix(t, async (t, { app, store }) => {
     const unnamed = await a.request('GET', '/pages/1')
     t.equal(unnamed.status, 200)
     t.match(unnamed.headers, { 'cache-status': 'groupcache; fwd=bypass; detail=group-error', 'cache-groups': undefined, 'cdn-cache-control': 'no-store', 'surrogate-control': 'no-store' })
-    t.equal((await a.request('GET', '/pages/1', { 'x-tenant': 'acme' })).headers['cache-groups'], '"gc/page=1%2Ctenant=acme", "gc"')
+    t.equal((await a.request('GET', '/pages/1', { 'x-tenant': 'acme' })).headers['cache-groups'], '"gc/page=1%2Ctenant=acme", "gc/route=/pages/:page", "gc"')
   })
 
   await t.test('untagged: a route with cdn: false, and every route without the option', async (t) => {
@@ -181,6 +182,36 @@ for (const [adapter, factory] of Object.entries(adapters)) {
       t.same(purgedKeys(api), [], 'still in the window')
       await a.close()
       t.same(purgedKeys(api).sort(), ['gc', 'gc/user:42', 'gc/users'], 'sent when the app closed; clear() purges the deployment key')
+    })
+
+    await t.test("bumpRoute(pattern) purges a key every response of the route carried, in every vendor's header", async (t) => {
+      const api = await fastlyApi(t)
+      const fastly = fastlyPurger({ serviceId: 'SVC', token: 'secret-token', endpoint: api.url, windowMs: 60_000 })
+      const bumped: string[][] = []
+      const recorder: CdnPurger = { onBump: async (event) => void bumped.push([...event.groups]), purge: async () => {}, idle: async () => {}, close: async () => {} }
+      const vendors = Object.keys(VENDORS) as Vendor[]
+      const a = await factory({ store: new MemoryStore(), cdn: { headers: vendors }, purgers: [fastly, recorder], awaitPurges: true }, [
+        ...routes(),
+        { method: 'GET', path: '/v/:userId', cache: true, handler: (req) => ({ body: `v ${req.params.userId}` }) }
+      ])
+      t.teardown(() => a.close())
+      const split = (vendor: Vendor, value: string): string[] =>
+        vendor === 'cacheGroups' ? value.split(', ').map((member) => member.slice(1, -1)) : value.split(VENDORS[vendor].render(['', '']))
+      for (const [pattern, path] of [['/v/:userId', '/v/42'], ['/users/:userId', '/users/42']] as const) {
+        const response = await a.request('GET', path)
+        t.equal(response.headers['cache-status'], STORED, path)
+        bumped.length = 0
+        api.calls.length = 0
+        t.equal(await a.api.bumpRoute(pattern), true)
+        t.same(bumped, [[`route=${pattern}`]], 'the bump names the route generation')
+        for (const vendor of vendors) {
+          const carried = split(vendor, response.headers[VENDORS[vendor].header] as string)
+          t.ok(carried.includes(vendorKey(vendor, 'gc', `route=${pattern}`)), `${vendor}: ${path} carried the key bumpRoute purges (${carried.join(' ')})`)
+        }
+        await fastly.idle()
+        t.same(purgedKeys(api), [`gc/route=${pattern}`], 'Fastly is sent the key')
+        t.ok(split('fastly', response.headers['surrogate-key'] as string).includes(`gc/route=${pattern}`), `${path} carried it`)
+      }
     })
 
     await t.test('a bump that did not land gives no header and no purge (its retry purges when it lands)', async (t) => {
@@ -246,9 +277,10 @@ for (const [adapter, factory] of Object.entries(adapters)) {
       code: 'GC_INVALID_OPTION',
       message: /route .*option cdn must be a boolean/
     })
-    const wide = Array.from({ length: 32 }, (_, i) => `g${i}`)
+    // 31 groups: with the route generation and the deployment key, 33 keys.
+    const wide = Array.from({ length: 31 }, (_, i) => `g${i}`)
     const wideRoute = (cdn?: boolean): TestRoute[] => [{ method: 'GET', path: '/wide', cache: { groups: wide, ...(cdn === undefined ? {} : { cdn }) }, handler: () => ({ body: '' }) }]
-    await t.rejects(factory({ store: new MemoryStore(), cdn: true }, wideRoute()), { code: 'GC_INVALID_OPTION', message: /groupcache: route .*: 32 groups, but a CDN header carries at most 31/ })
+    await t.rejects(factory({ store: new MemoryStore(), cdn: true }, wideRoute()), { code: 'GC_INVALID_OPTION', message: /groupcache: route .*: 31 groups, but a CDN header carries at most 30 .*route generation/ })
     for (const [options, routeCdn] of [[{}, undefined], [{ cdn: true }, false]] as const) {
       const a = await factory({ store: new MemoryStore(), ...options }, wideRoute(routeCdn))
       t.equal((await a.request('GET', '/wide')).headers['cache-status'], STORED, 'fine without CDN headers')
@@ -263,9 +295,9 @@ t.test('fastify, lookupAt onRequest: hits and bypasses are tagged too', async (t
   app.get('/users/:userId', { config: { cache: { groups: ['user:userId'] } } }, async (request) => request.params)
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
-  t.match((await request(base, 'GET', '/users/1')).headers, { 'cache-status': 'groupcache; fwd=miss; stored', 'surrogate-key': 'gc/user:1 gc' })
-  t.match((await request(base, 'GET', '/users/1')).headers, { 'cache-status': /hit/, 'surrogate-key': 'gc/user:1 gc' })
-  t.match((await request(base, 'GET', '/users/1', { authorization: 'x' })).headers, { 'cache-status': /bypass/, 'surrogate-key': 'gc/user:1 gc' })
+  t.match((await request(base, 'GET', '/users/1')).headers, { 'cache-status': 'groupcache; fwd=miss; stored', 'surrogate-key': 'gc/user:1 gc/route=/users/:userId gc' })
+  t.match((await request(base, 'GET', '/users/1')).headers, { 'cache-status': /hit/, 'surrogate-key': 'gc/user:1 gc/route=/users/:userId gc' })
+  t.match((await request(base, 'GET', '/users/1', { authorization: 'x' })).headers, { 'cache-status': /bypass/, 'surrogate-key': 'gc/user:1 gc/route=/users/:userId gc' })
 })
 
 t.test('a cached route that also answers other methods tags only GET and HEAD', async (t) => {
@@ -274,7 +306,7 @@ t.test('a cached route that also answers other methods tags only GET and HEAD', 
   app.route({ method: ['GET', 'POST'], url: '/both', config: { cache: { group: 'both' } }, handler: async () => 'both' })
   const base = await app.listen({ host: '127.0.0.1', port: 0 })
   t.teardown(() => app.close())
-  t.equal((await request(base, 'GET', '/both')).headers['cache-groups'], '"gc/both", "gc"')
+  t.equal((await request(base, 'GET', '/both')).headers['cache-groups'], '"gc/both", "gc/route=/both", "gc"')
   const post = await request(base, 'POST', '/both')
   t.match(post.headers, { 'cache-status': 'groupcache; fwd=bypass; detail=method', 'cache-groups': undefined })
 })
@@ -333,6 +365,6 @@ t.test('express: a route table of gc.middleware() tags with the params it matche
     await gc.close()
   })
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  t.match((await request(base, 'GET', '/users/5')).headers, { 'cache-status': 'groupcache; fwd=miss; stored', 'surrogate-key': 'gc/user:5 gc' })
-  t.match((await request(base, 'GET', '/users/5')).headers, { 'cache-status': /hit/, 'surrogate-key': 'gc/user:5 gc' })
+  t.match((await request(base, 'GET', '/users/5')).headers, { 'cache-status': 'groupcache; fwd=miss; stored', 'surrogate-key': 'gc/user:5 gc/route=/users/:userId gc' })
+  t.match((await request(base, 'GET', '/users/5')).headers, { 'cache-status': /hit/, 'surrogate-key': 'gc/user:5 gc/route=/users/:userId gc' })
 })

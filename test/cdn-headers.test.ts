@@ -53,7 +53,8 @@ t.test('each vendor header names the groups in its syntax, with the deployment k
 })
 
 t.test('the largest allowed response stays within every vendor limit, with hostile names', async (t) => {
-  const names = Array.from({ length: MAX_GROUPS_PER_ROUTE }, (_, i) => `tenant=${'Ωmega, "quoted" \\ '.repeat(80)}${i}`)
+  // A route's groups and its route generation.
+  const names = [...Array.from({ length: MAX_GROUPS_PER_ROUTE }, (_, i) => `tenant=${'Ωmega, "quoted" \\ '.repeat(80)}${i}`), `route=/${'Ωmega, "quoted" \\ '.repeat(80)}`]
   const pairs = cdnResponseHeaders(ALL, names, 60)
   const cacheGroups = parseStringList(header(pairs, 'cache-groups') as string)
   t.equal(cacheGroups.length, 32, 'RFC 9875: 32 members')
@@ -67,9 +68,11 @@ t.test('the largest allowed response stays within every vendor limit, with hosti
 })
 
 t.test('more groups than a header can carry: the response is kept out of the edge, not tagged partially', async (t) => {
+  t.equal(MAX_GROUPS_PER_ROUTE, 30, '32 keys: the groups, the route generation and the deployment key')
   const names = Array.from({ length: MAX_GROUPS_PER_ROUTE + 1 }, (_, i) => `g:${i}`)
-  t.same(cdnResponseHeaders(ALL, names, 60), [['cdn-cache-control', 'no-store'], ['surrogate-control', 'no-store']])
-  t.throws(() => checkRouteGroupCount(MAX_GROUPS_PER_ROUTE + 1, 'GET /wide'), { code: 'GC_INVALID_OPTION', message: /route GET \/wide: 32 groups/ })
+  t.equal(header(cdnResponseHeaders(ALL, names, 60), 'cache-groups')?.split(', ').length, 32, '31 names (30 groups and the route generation) and the deployment key fit')
+  t.same(cdnResponseHeaders(ALL, [...names, 'route=/wide'], 60), [['cdn-cache-control', 'no-store'], ['surrogate-control', 'no-store']])
+  t.throws(() => checkRouteGroupCount(MAX_GROUPS_PER_ROUTE + 1, 'GET /wide'), { code: 'GC_INVALID_OPTION', message: /route GET \/wide: 31 groups, but a CDN header carries at most 30 .*route generation/ })
   t.doesNotThrow(() => checkRouteGroupCount(MAX_GROUPS_PER_ROUTE, 'GET /wide'))
 })
 

@@ -62,7 +62,7 @@ t.test('Varnish caches by the groups; with awaitPurges, a mutation answers once 
   const { app, varnish, purger, origin, runs } = await setup(t, 'awaited')
 
   const first = await get(`${varnish.url}/users/42`)
-  t.match(first, { name: 'Ada', cache: 'MISS', groups: '"gc/user:42", "gc"', xkey: null, ttl: 'max-age=60' }, 'tagged by the plugin; xkey kept inside Varnish')
+  t.match(first, { name: 'Ada', cache: 'MISS', groups: '"gc/user:42", "gc/route=/users/:userId", "gc"', xkey: null, ttl: 'max-age=60' }, 'tagged by the plugin; xkey kept inside Varnish')
   t.match(await get(`${varnish.url}/users/42`), { name: 'Ada', cache: 'HIT' }, 'cached at Varnish')
   t.match(await get(`${varnish.url}/users/7`), { name: 'Grace', cache: 'MISS' })
   t.equal(runs(), 2)
@@ -74,6 +74,13 @@ t.test('Varnish caches by the groups; with awaitPurges, a mutation answers once 
   t.match(await get(`${varnish.url}/users/42`), { name: 'Ada L.', cache: 'MISS' }, 'fresh right after the mutation answered')
   t.match(await get(`${varnish.url}/users/42`), { name: 'Ada L.', cache: 'HIT' })
   t.match(await get(`${varnish.url}/users/7`), { name: 'Grace', cache: 'HIT' }, 'other groups untouched')
+
+  // bumpRoute purges the route generation, which every response of the route names.
+  t.equal(await app.groupcache.bumpRoute('/users/:userId'), true)
+  await purger.idle()
+  t.match(await get(`${varnish.url}/users/42`), { name: 'Ada L.', cache: 'MISS' }, 'bumpRoute: purged at Varnish')
+  t.match(await get(`${varnish.url}/users/7`), { name: 'Grace', cache: 'MISS' }, 'every copy of the route')
+  t.match(await get(`${varnish.url}/users/7`), { cache: 'HIT' })
 
   // A clear purges the deployment key: everything.
   await app.groupcache.clear()
@@ -130,10 +137,10 @@ t.test('the Fastify example behind Varnish: its own mutations purge the groups t
   }
 
   const user = await read('/users/1')
-  t.match(user, { cache: 'MISS', groups: '"gc/user:1", "gc"' })
+  t.match(user, { cache: 'MISS', groups: '"gc/user:1", "gc/route=/users/:userId", "gc"' })
   t.match(await read('/users/1'), { body: user.body, cache: 'HIT' })
   const posts = await read('/users/1/posts')
-  t.match(posts, { cache: 'MISS', groups: '"gc/user:1", "gc/posts", "gc"' })
+  t.match(posts, { cache: 'MISS', groups: '"gc/user:1", "gc/posts", "gc/route=/users/:userId/posts", "gc"' })
   t.match(await read('/posts'), { cache: 'MISS' })
 
   // reply.bumpGroup('user:userId') in the example's PUT, sent to the origin.

@@ -65,7 +65,12 @@ export class Edge {
     for (const purger of this.#purgers) this.#unsubscribe.push(cache.onBump(purger.onBump))
   }
 
-  /** At registration: a route whose groups could not all be named in a header is an error naming it. */
+  /**
+   * At registration: a route whose groups could not all be named in a header
+   * is an error naming it. `groupCount` is the groups it declares; the
+   * limit leaves room for its route generation and the deployment key, which
+   * its headers name too (see MAX_GROUPS_PER_ROUTE).
+   */
   checkRoute(groupCount: number, route: string): void {
     if (this.config !== undefined) checkRouteGroupCount(groupCount, route)
   }

@@ -44,8 +44,15 @@ export interface CdnConfig {
 
 const OPTION_NAMES = new Set(['headers', 'namespace', 'edgeTtl', 'invalidationHeader'])
 
-/** Most groups a cached route may declare: every header also carries the deployment key. */
-export const MAX_GROUPS_PER_ROUTE = MAX_KEYS_PER_RESPONSE - 1
+/**
+ * Most groups a cached route may declare: every header also carries the
+ * route generation (`route=<pattern>`, which `bumpRoute(pattern)` purges) and
+ * the deployment key.
+ */
+export const MAX_GROUPS_PER_ROUTE = MAX_KEYS_PER_RESPONSE - 2
+
+/** Most names a response's header carries: its groups and its route generation; the deployment key comes on top. */
+const MAX_NAMES_PER_RESPONSE = MAX_KEYS_PER_RESPONSE - 1
 
 /** Checks CDN options at registration: unknown names and bad values are errors naming the option. */
 export function cdnConfig(options: CdnOptions | true, where = 'groupcache: '): CdnConfig {
@@ -72,7 +79,10 @@ export function cdnConfig(options: CdnOptions | true, where = 'groupcache: '): C
 /** At registration: a route whose groups could not all be named in a header is an error naming it. */
 export function checkRouteGroupCount(count: number, route: string): void {
   if (count > MAX_GROUPS_PER_ROUTE) {
-    throw new GroupcacheError('GC_INVALID_OPTION', `groupcache: route ${route}: ${count} groups, but a CDN header carries at most ${MAX_GROUPS_PER_ROUTE} (RFC 9875 caches keep 32 keys, one is the deployment key); declare fewer or disable cdn for this route`)
+    throw new GroupcacheError(
+      'GC_INVALID_OPTION',
+      `groupcache: route ${route}: ${count} groups, but a CDN header carries at most ${MAX_GROUPS_PER_ROUTE} (RFC 9875 caches keep ${MAX_KEYS_PER_RESPONSE} keys: one is the route generation, one the deployment key); declare fewer or disable cdn for this route`
+    )
   }
 }
 
@@ -80,18 +90,19 @@ export type HeaderPair = [name: string, value: string]
 
 /**
  * The headers naming a cached response's groups, for every configured
- * vendor, plus its edge freshness. `cacheControl` is the response's current
- * `Cache-Control` (for `edgeTtl: 's-maxage'`). Set each pair, replacing any
- * value the handler set.
+ * vendor, plus its edge freshness. `groupNames` are the readable names of
+ * what the response depends on: its groups and, from the adapters, its
+ * route generation (`route=/users/:userId`). `cacheControl` is the
+ * response's current `Cache-Control` (for `edgeTtl: 's-maxage'`). Set each
+ * pair, replacing any value the handler set.
  *
- * Over {@link MAX_GROUPS_PER_ROUTE} names (a route registered without
- * {@link checkRouteGroupCount}), no keys could be dropped safely — a purge
- * would miss the response — so the response is marked not storable at the
- * edge instead.
+ * Over 31 names (a route registered without {@link checkRouteGroupCount}),
+ * no keys could be dropped safely — a purge would miss the response — so
+ * the response is marked not storable at the edge instead.
  */
 export function cdnResponseHeaders(config: CdnConfig, groupNames: readonly string[], ttlSeconds: number, cacheControl?: string): HeaderPair[] {
   const out: HeaderPair[] = []
-  if (new Set(groupNames).size > MAX_GROUPS_PER_ROUTE) {
+  if (new Set(groupNames).size > MAX_NAMES_PER_RESPONSE) {
     out.push(['cdn-cache-control', 'no-store'], ['surrogate-control', 'no-store'])
     return out
   }

@@ -11,7 +11,17 @@ export interface CacheApi {
    * kept for retry. `{ grace }` (seconds) makes it a soft bump (DESIGN §10).
    */
   bump(def: GroupDef, values?: GroupValues, options?: BumpOptions): Promise<boolean>
-  /** Bumps a route's generation, or with params one view group of it. */
+  /**
+   * Bumps a route's generation (every entry of the route; with the `cdn`
+   * option, its responses name it, so the purgers purge them all), or with
+   * params one view group of it. `urlPattern` is a cached route's pattern as
+   * declared (`'/users/:userId'`). Rejects with a GroupcacheTypeError when no
+   * cached route has that pattern (`GC_INVALID_VALUE`), or when params name
+   * a param the route does not have (`GC_UNKNOWN_PARAM`) or lack one it has
+   * (`GC_MISSING_VALUE`): such a bump would reach no entry. Express
+   * `gc.route()` routes are known from their first request; while any is
+   * mounted, a pattern not known yet is accepted.
+   */
   bumpRoute(urlPattern: string, params?: GroupValues): Promise<boolean>
   /** Orphans every entry at once by moving the epoch on. */
   clear(): Promise<boolean>

@@ -14,7 +14,7 @@ import { headerTokens, ifNoneMatchMatches, notStoredReason, unkeyedVary, type No
 import { requestKey } from './request-key.js'
 import type { Edge } from '../cdn/edge.js'
 import type { HeaderPair } from '../cdn/headers.js'
-import { compileRoute, LEARNED_VARY_MAX, routeKeyFor, type CompiledRoute, type RouteDefaults, type RouteInfo } from './route.js'
+import { compileRoute, LEARNED_VARY_MAX, routeGroupName, routeKeyFor, type CompiledRoute, type RouteDefaults, type RouteInfo } from './route.js'
 
 /** What an adapter tells the HTTP layer about a request. */
 export interface HttpRequest {
@@ -199,6 +199,10 @@ export class HttpCache {
   /** Per-route counters for stats(), bounded by route count. */
   readonly routeStats: RouteStats
   readonly #storeKind: string
+  /** The params of the cached routes compiled so far, by pattern: what bumpRoute() accepts. */
+  readonly #routes = new Map<string, Set<string>>()
+  /** Set by {@link patternsLearnedLate}: an unknown pattern may be a route not requested yet. */
+  #patternsLate = false
 
   constructor(
     readonly gens: GenerationalCache,
@@ -211,19 +215,40 @@ export class HttpCache {
     this.#storeKind = storeKind(gens.store)
   }
 
-  /** Checks and precomputes a route's cache options; `counted: false` for a check only (no row in stats()). */
+  /**
+   * Checks and precomputes a route's cache options; `counted: false` for a
+   * check only (no row in stats(), and not a route bumpRoute() knows).
+   */
   compile(route: RouteInfo, config: unknown, counted = true): CompiledRoute {
     const compiled = compileRoute(this.gens, this.defaults, route, config, counted ? this.routeStats : undefined)
     if (compiled.cached && compiled.cdn) this.edge?.checkRoute(compiled.groups.length, compiled.name)
+    if (compiled.cached && counted) this.#learnRoute(compiled)
     return compiled
+  }
+
+  /** Remembers a cached route's pattern and params for bumpRoute()'s checks (one pattern may serve several methods). */
+  #learnRoute(route: CompiledRoute): void {
+    const known = this.#routes.get(route.pattern)
+    if (known === undefined) this.#routes.set(route.pattern, new Set(route.params))
+    else for (const name of route.params) known.add(name)
+  }
+
+  /**
+   * Some cached routes make their pattern known only at their first request
+   * (Express `gc.route()`: Express tells a middleware its route no sooner):
+   * from now on bumpRoute() accepts a pattern it does not know yet.
+   */
+  patternsLearnedLate(): void {
+    this.#patternsLate = true
   }
 
   /**
    * CDN headers for a GET or HEAD response of a cached route (DESIGN §9):
-   * its groups' names, and its edge ttl when this cache `kept` it (a hit, a
-   * stored miss). Never part of a stored entry: set on every response, so a
-   * change of the cdn option never serves old tags. Empty when the cdn option
-   * or the route's is off.
+   * the names of its groups and of its route generation (which
+   * `bumpRoute(pattern)` purges), and its edge ttl when this cache `kept` it
+   * (a hit, a stored miss). Never part of a stored entry: set on every
+   * response, so a change of the cdn option never serves old tags. Empty
+   * when the cdn option or the route's is off.
    */
   edgeHeaders(route: CompiledRoute, req: Pick<HttpRequest, 'method' | 'params' | 'raw'>, kept: boolean, cacheControl: unknown): readonly HeaderPair[] {
     const edge = this.edge
@@ -231,6 +256,8 @@ export class HttpCache {
     let names: string[] | undefined
     try {
       names = this.groupNames(route, req.params, req.raw)
+      // Every response of the route depends on its route generation too: bumpRoute(pattern) purges it.
+      names.push(route.routeGroup)
     } catch {
       // Logged by begin(), which bypassed the cache for it.
       names = undefined
@@ -402,6 +429,18 @@ export class HttpCache {
     return answer
   }
 
+  /**
+   * A miss whose handler ran is answered with a stale entry instead
+   * (stale-if-error, handler-timeout): counted as stale, not as a miss. Its
+   * lookup trace already said `miss` when the handler started, so the store
+   * channel says what became of it (`stored: false`, the reason).
+   */
+  #missAnsweredStale(route: CompiledRoute, reason: 'stale-if-error' | 'handler-timeout'): void {
+    this.#countStale(route)
+    route.counts.misses--
+    this.#countNotStored(route, reason)
+  }
+
   /** A request counted as a miss is answered stale after all. */
   #countStale(route: CompiledRoute): void {
     const stats = this.gens.stats
@@ -495,7 +534,7 @@ export class HttpCache {
     miss.timedOut = true
     const { route, flight } = miss
     // Whatever the handler answers now is dropped, never stored.
-    this.#countNotStored(route, 'handler-timeout')
+    this.#missAnsweredStale(route, 'handler-timeout')
     if (flight === undefined) return
     // Identical requests, waiting or still to come, take the stale entry rather than wait for the handler; the flight
     // (and its fleet lease) stays until the handler answers (late()), or until the stale window ends if it never does.
@@ -676,6 +715,7 @@ export class HttpCache {
       if (stale !== undefined) {
         this.#release(miss, undefined)
         void miss.lease?.release()
+        this.#missAnsweredStale(route, 'stale-if-error')
         return { cacheStatus: stale.cacheStatus, etag: undefined, stale }
       }
     }
@@ -776,16 +816,44 @@ export class HttpCache {
 
   /**
    * `bumpRoute(pattern)` moves the route generation on (every entry of the
-   * route); `bumpRoute(pattern, params)` moves one view group.
+   * route); `bumpRoute(pattern, params)` moves one view group. A pattern no
+   * cached route of this cache has, or params its route does not have (or
+   * lacks), is a GroupcacheTypeError: such a bump would reach no entry. While
+   * some routes make their pattern known only at their first request (Express
+   * `gc.route()`), a pattern not known yet is accepted as it is.
    */
   async bumpRoute(pattern: string, params?: GroupValues): Promise<boolean> {
     if (typeof pattern !== 'string' || pattern === '') {
       throw new GroupcacheTypeError('GC_INVALID_VALUE', `bumpRoute: the URL pattern must be a non-empty string, got ${JSON.stringify(pattern)}`)
     }
-    // Readable names (`route=/users/:userId`) for logs and bump subscribers.
-    if (params === undefined) return this.gens.bumpKeys([routeKeyFor(this.gens, pattern)], [groupName(encodeMapping({ route: pattern }))])
+    this.#checkBumpRoute(pattern, params)
+    // Readable names (`route=/users/:userId`) for logs, bump subscribers and CDN purges.
+    if (params === undefined) return this.gens.bumpKeys([routeKeyFor(this.gens, pattern)], [routeGroupName(pattern)])
     const encoded = this.#viewGroupEncoded(pattern, params)
     return this.gens.bumpKeys([versionKeyFromEncoded(this.gens.prefix, encoded)], [groupName(encoded)])
+  }
+
+  /** A bumpRoute() that would reach no entry is an error naming the pattern or the param at fault. */
+  #checkBumpRoute(pattern: string, params: GroupValues | undefined): void {
+    const known = this.#routes.get(pattern)
+    if (known === undefined) {
+      if (this.#patternsLate) return
+      throw new GroupcacheTypeError('GC_INVALID_VALUE', `bumpRoute: no cached route of this cache has the pattern ${JSON.stringify(pattern)} (give the pattern as the route declares it, such as '/users/:userId')`)
+    }
+    if (params === undefined) return
+    if (params === null || typeof params !== 'object') {
+      throw new GroupcacheTypeError('GC_INVALID_VALUE', `bumpRoute: the params of ${pattern} must be an object, got ${String(params)}`)
+    }
+    const has = [...known].join(', ') || 'no params'
+    const unknown = Object.keys(params).filter((name) => !known.has(name))
+    if (unknown.length > 0) {
+      throw new GroupcacheTypeError('GC_UNKNOWN_PARAM', `bumpRoute: route ${pattern} has no param ${unknown.map((name) => JSON.stringify(name)).join(', ')} (it has: ${has})`)
+    }
+    // A request's view group names every param (an absent optional one as ''): a bump naming fewer reaches none.
+    const missing = [...known].filter((name) => params[name] === undefined)
+    if (missing.length > 0) {
+      throw new GroupcacheTypeError('GC_MISSING_VALUE', `bumpRoute: route ${pattern} has param ${missing.map((name) => JSON.stringify(name)).join(', ')}, missing from the params given (an absent optional param is '')`)
+    }
   }
 
   /** The view group `{ ...params, route: pattern }` of a route that declares no groups. */

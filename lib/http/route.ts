@@ -1,6 +1,6 @@
 import { GroupcacheError } from '../errors.js'
-import { digest } from '../core/encoding.js'
-import { missingParams, type CompiledGroup, type GroupDef } from '../core/groups.js'
+import { digest, encodeMapping } from '../core/encoding.js'
+import { groupName, missingParams, type CompiledGroup, type GroupDef } from '../core/groups.js'
 import { positiveNumber, type Generations } from '../core/generations.js'
 import { versionKey } from '../core/keys.js'
 import { newRouteCounts, type RouteCounts, type RouteStats } from '../observability/stats.js'
@@ -136,6 +136,12 @@ export interface CompiledRoute {
   readonly viewGroup: boolean
   /** Route generation key `{ route: pattern }`, first of the route's version keys after the epoch. */
   readonly routeKey: string
+  /**
+   * Readable name of the route generation (`route=/users/:userId`): every
+   * response of the route depends on it, so its CDN headers name it, and
+   * `bumpRoute(pattern)` purges it.
+   */
+  readonly routeGroup: string
   /** The whole version key list (epoch, route, groups) when no group reads the request, computed once. */
   readonly staticKeys: readonly string[] | undefined
   /** Digest of the cache config: a changed config never serves entries of the old one. */
@@ -182,6 +188,11 @@ function constraintsText(constraints: Readonly<Record<string, unknown>> | undefi
 
 export function routeKeyFor(gens: Generations, pattern: string): string {
   return versionKey(gens.prefix, { route: pattern })
+}
+
+/** Readable name of a route generation (`route=/users/:userId`), as bumps, bump subscribers and CDN keys name it. */
+export function routeGroupName(pattern: string): string {
+  return groupName(encodeMapping({ route: pattern }))
 }
 
 /**
@@ -277,6 +288,7 @@ export function compileRoute(
     groups,
     viewGroup: groups.length === 0,
     routeKey,
+    routeGroup: routeGroupName(route.pattern),
     staticKeys: groups.length > 0 && groups.every((g) => g.key !== undefined) ? [gens.epochKey, routeKey, ...groups.map((g) => g.key as string)] : undefined,
     fingerprint,
     ttlMs: ttl * 1000,

@@ -6,15 +6,22 @@ import type { Store } from '../store/store.js'
 export interface RouteCounts {
   /** Fresh entries served. */
   hits: number
-  /** Entries served past their ttl (stale-while-revalidate, soft bumps). */
+  /**
+   * Entries served past their ttl: stale-while-revalidate, soft bumps, and
+   * in a handler's place (stale-if-error, handler-timeout).
+   */
   stale: number
-  /** Requests whose handler ran after a lookup. */
+  /** Requests whose handler ran after a lookup and answered (not replaced by a stale entry). */
   misses: number
   /** Requests answered with an identical request's response while its handler ran. */
   collapsed: number
   /** Handler responses written to the store. */
   stored: number
-  /** Handler responses not stored, by reason (`status`, `set-cookie`, `too-big`, `store-error`, …). */
+  /**
+   * Handler responses not stored, by reason (`status`, `set-cookie`,
+   * `too-big`, `store-error`, …; `stale-if-error` and `handler-timeout` when a
+   * stale entry answered in its place).
+   */
   notStored: Record<string, number>
   /** Requests that skipped the cache, by detail (`method`, `authorization`, `store-timeout`, …). */
   bypass: Record<string, number>
