@@ -99,7 +99,8 @@ export type StoreMessage =
       readonly stored: false
       /**
        * Why not: `status`, `set-cookie`, `cache-control`, `vary`, `too-big`,
-       * `head`, `store-error`, …; for the function cache `cancelled` (a
+       * `head`, `store-error`, …; `stale-if-error` and `handler-timeout`
+       * when a stale entry answered in the handler's place; for the function cache `cancelled` (a
        * delete or set came while it computed), `inflight-limit`, `pending-bump`.
        */
       readonly reason: string
