@@ -24,6 +24,9 @@ t.test('hop-by-hop, per-response and per-client headers are not stored', async (
     'x-undefined': undefined
   })
   t.same(kept, { 'content-type': 'text/plain', 'x-many': ['a', 'b'], 'x-number': '7' })
+  // Without a Connection header naming them, and with it anywhere in the list.
+  t.same(storableHeaders({ 'keep-alive': 'timeout=5', 'proxy-authorization': 'Basic eA==', 'proxy-connection': 'keep-alive', 'x-kept': '1' }), { 'x-kept': '1' })
+  t.same(storableHeaders({ 'x-first': 'a', 'x-hop': 'b', connection: 'x-hop' }), { 'x-first': 'a' }, 'the header Connection names is dropped wherever Connection comes')
 })
 
 t.test('entries round-trip as bytes, the body unwrapped', async (t) => {
@@ -43,6 +46,7 @@ t.test('entries round-trip as bytes, the body unwrapped', async (t) => {
   t.ok(decoded?.body.equals(body))
   t.equal(decoder.decode(copy), decoded, 'the same bytes are decoded once')
   t.not(decodeEntry(copy), decoded, 'decodeEntry alone keeps no memo')
+  t.equal(decoder.heldBytes, 0, 'bytes decoded without a key (the memory store hands back the same Buffer) are never copied')
 })
 
 t.test('bytes this version cannot read are a miss, not an error', async (t) => {
@@ -51,6 +55,11 @@ t.test('bytes this version cannot read are a miss, not an error', async (t) => {
   t.equal(decodeEntry(Buffer.from([1, 0, 0, 0, 50, 0])), undefined, 'header longer than the bytes')
   t.equal(decodeEntry(Buffer.from([1, 0, 0, 0, 2, 0x7b, 0x7d])), undefined, 'header is not the expected array')
   t.equal(decodeEntry(Buffer.from([1, 0, 0, 0, 1, 0x7b])), undefined, 'header is not JSON')
+  t.equal(decodeEntry(Buffer.from([1, 0, 0])), undefined, 'cut inside the length')
+  t.equal(decodeEntry(Buffer.concat([Buffer.from([1, 0, 0, 0, 8]), Buffer.from('[200,{}]x')])), undefined, 'header is an array of another shape')
+  const future = encodeEntry(makeEntry(200, {}, Buffer.from('body'), 0, 1))
+  future[0] = 2
+  t.equal(decodeEntry(future), undefined, 'an entry written in another format, readable as this one but for its format byte')
 })
 
 t.test('a handler ETag is kept; otherwise a strong one is computed from the body', async (t) => {
@@ -61,7 +70,8 @@ t.test('a handler ETag is kept; otherwise a strong one is computed from the body
   t.match(a.etag, /^"[\w-]+"$/)
   t.equal(a.etag, b.etag)
   t.not(a.etag, c.etag)
-  t.same(Object.keys(makeEntry(200, { 'cache-control': 'public', 'content-type': 'x', vary: 'a' }, Buffer.from(''), 0, 1).notModifiedHeaders).sort(), ['cache-control', 'etag', 'vary'])
+  const headers = { 'cache-control': 'public', 'content-type': 'x', vary: 'a', 'content-location': '/doc.en', expires: 'Thu, 01 Jan 2032 00:00:00 GMT', 'x-other': 'y' }
+  t.same(Object.keys(makeEntry(200, headers, Buffer.from(''), 0, 1).notModifiedHeaders).sort(), ['cache-control', 'content-location', 'etag', 'expires', 'vary'], 'a 304 carries the headers RFC 9110 §15.4.5 lists, and only those')
 })
 
 t.test('If-None-Match uses the weak comparison', async (t) => {
