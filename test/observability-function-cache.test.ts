@@ -170,3 +170,19 @@ t.test('group names are computed for lookup subscribers only', async (t) => {
   t.equal(named, 1, 'one name per group for a subscriber')
   t.match(seen.lookups, [{ groups: ['function=plain', 'item:1'], outcome: 'hit' }])
 })
+
+t.test('a computed value the store refuses to write is answered, published as not stored, and the fault reported', async (t) => {
+  const p = prefix()
+  const seen = record(t, p)
+  const store = new FaultyStore(new MemoryStore())
+  store.set = async () => {
+    throw new Error('write refused')
+  }
+  const cache = new GenerationalCache({ store, prefix: p, logger: quiet, breaker: false })
+  t.teardown(() => cache.close())
+  t.equal(await cache.getOrSet(['g'], {}, () => 'computed'), 'computed', 'the caller still gets its value')
+  t.equal(await cache.get(['g']), undefined, 'nothing was stored')
+  t.match(seen.stores, [{ route: 'function cache', stored: false, reason: 'store-error' }])
+  t.match(seen.faults, [{ what: 'set', route: 'function cache', error: { message: 'write refused' } }])
+  t.equal(cache.getStats().errors, 1)
+})
