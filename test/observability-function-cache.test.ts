@@ -186,3 +186,18 @@ t.test('a computed value the store refuses to write is answered, published as no
   t.match(seen.faults, [{ what: 'set', route: 'function cache', error: { message: 'write refused' } }])
   t.equal(cache.getStats().errors, 1)
 })
+
+t.test('a lookup that timed out, or that the open breaker refused, names why it was served uncached', async (t) => {
+  const p = prefix()
+  const seen = record(t, p)
+  const store = new FaultyStore(new MemoryStore())
+  const cache = new GenerationalCache({ store, prefix: p, logger: quiet, timeout: 20, breaker: { failures: 1, cooldown: 60_000 } })
+  t.teardown(() => cache.close())
+  store.setFault('hang')
+  t.equal(await cache.getOrSet(['g'], {}, () => 'computed'), 'computed')
+  t.equal(await cache.get(['g']), undefined)
+  t.match(
+    seen.lookups.map((l) => l.detail),
+    ['store-timeout', 'store-unavailable']
+  )
+})
