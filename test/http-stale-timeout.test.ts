@@ -1,11 +1,10 @@
-import type { Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import Fastify from 'fastify'
 import t from 'tap'
 import groupcache from '../lib/index.js'
 import { expressCache } from '../lib/express.js'
-import { request, type HttpResult } from './helpers/http.js'
+import { listenExpress } from './helpers/express-stack.js'
+import type { HttpResult } from './helpers/http.js'
 import { gate, matrix } from './helpers/matrix.js'
 
 const STORED = 'groupcache; fwd=miss; stored'
@@ -364,22 +363,15 @@ t.test('Express: the late response is dropped; res.send, res.json, headers and c
     errors.push(err)
     next(err)
   })
-  const server = await new Promise<Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s))
-  })
-  t.teardown(async () => {
-    await new Promise((resolve) => server.close(resolve))
-    await gc.close()
-  })
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const get = await listenExpress(t, app, gc)
   for (const late of ['send', 'json', 'write'] as const) {
     mode = 'fast'
-    t.equal((await request(base, 'GET', '/e')).body, 'e v1')
+    t.equal((await get('GET', '/e')).body, 'e v1')
     await gc.bump('e', {}, { grace: 30 })
     mode = late
     held = gate()
     const before = settled
-    const stale = await request(base, 'GET', '/e')
+    const stale = await get('GET', '/e')
     t.equal(stale.status, 200, `${late}: answered at the limit`)
     t.equal(stale.body, 'e v1', 'with the previous generation')
     t.match(stale.headers['cache-status'], TIMED_OUT)
@@ -389,7 +381,7 @@ t.test('Express: the late response is dropped; res.send, res.json, headers and c
     while (settled === before) await sleep(1)
     await sleep(20)
     mode = 'fast'
-    t.equal((await request(base, 'GET', '/e')).headers['cache-status'], STORED, 'the late answer was not stored: the next request runs the handler')
+    t.equal((await get('GET', '/e')).headers['cache-status'], STORED, 'the late answer was not stored: the next request runs the handler')
   }
   t.same(errors, [], 'no ERR_HTTP_HEADERS_SENT, nothing passed to the error handler')
   t.same(callbacks.sort(), ['end', 'write'], "a dropped write's callbacks still run")
