@@ -1,7 +1,7 @@
 import { checkOptionNames, GroupcacheError } from '../errors.js'
 import { answerLookup, failLookup, lookupChannel, publishNotStored, publishStored, startLookup, suspendLookup, type LookupContext } from '../observability/channels.js'
 import { storeKind } from '../observability/stats.js'
-import { positiveNumber, Generations, PendingBumpError, type BumpOptions, type GenerationsOptions } from './generations.js'
+import { lookupFaultDetail, positiveNumber, Generations, PendingBumpError, type BumpOptions, type GenerationsOptions } from './generations.js'
 import { groupName, type CompiledGroup, type GroupDef, type GroupValues } from './groups.js'
 import { encodeMapping } from './encoding.js'
 import { versionKey } from './keys.js'
@@ -492,15 +492,10 @@ export class GenerationalCache extends Generations {
 
   /** A lookup that failed: the trace says why the call was served uncached, as an HTTP bypass would. */
   #lookupFault(err: unknown, address: Address, trace: LookupContext | undefined): void {
-    if (trace !== undefined && !(err instanceof PendingBumpError)) failLookup(trace, err)
+    const detail = lookupFaultDetail(err)
+    // As the HTTP layer does: only a new fault is an error on the trace.
+    if (detail === 'store-timeout' || detail === 'store-error') failLookup(trace, err)
     this.#fault(err, 'lookup', address)
-    answerLookup(trace, 'bypass', undefined, bypassDetail(err))
+    answerLookup(trace, 'bypass', undefined, detail)
   }
-}
-
-/** The `Cache-Status`-style detail of a lookup that failed (as HTTP bypasses name it). */
-function bypassDetail(err: unknown): string {
-  if (err instanceof PendingBumpError) return 'pending-bump'
-  const code = (err as { code?: unknown } | null)?.code
-  return code === 'GC_STORE_UNAVAILABLE' ? 'store-unavailable' : code === 'GC_STORE_TIMEOUT' ? 'store-timeout' : 'store-error'
 }

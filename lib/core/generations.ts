@@ -126,6 +126,20 @@ const consoleLogger: Logger = {
 }
 
 /** Thrown (internally) when a lookup names a group whose bump is still pending. */
+/** Why a lookup that failed was served uncached, as `Cache-Status` details name it. */
+export type LookupFaultDetail = 'pending-bump' | 'store-unavailable' | 'store-timeout' | 'store-error'
+
+/**
+ * The detail of a failed lookup, shared by the HTTP layer and the function
+ * cache. Only `store-timeout` and `store-error` are new faults: a pending bump
+ * and the open breaker's refusal were reported when they began.
+ */
+export function lookupFaultDetail(err: unknown): LookupFaultDetail {
+  if (err instanceof PendingBumpError) return 'pending-bump'
+  const code = (err as { code?: unknown } | null)?.code
+  return code === 'GC_STORE_UNAVAILABLE' ? 'store-unavailable' : code === 'GC_STORE_TIMEOUT' ? 'store-timeout' : 'store-error'
+}
+
 export class PendingBumpError extends Error {
   constructor() {
     super('a bump of one of these groups has not reached the store yet')

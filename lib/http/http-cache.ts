@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http'
-import { GroupcacheError, GroupcacheTypeError } from '../errors.js'
+import { GroupcacheTypeError } from '../errors.js'
 import { encodeMapping, valueToString } from '../core/encoding.js'
-import { PendingBumpError, type Generations, type Logger } from '../core/generations.js'
+import { lookupFaultDetail, type Generations, type Logger } from '../core/generations.js'
 import type { Lease, LookupResult, SingleFlight } from '../store/store.js'
 import type { GenerationalCache } from '../core/generational-cache.js'
 import { groupName, type GroupDef, type GroupValues } from '../core/groups.js'
@@ -877,11 +877,11 @@ export class HttpCache {
   }
 
   #storeFault(err: unknown, route: CompiledRoute, log: Logger | undefined, trace: LookupContext | undefined): BypassDetail {
-    if (err instanceof PendingBumpError) return 'pending-bump'
-    if (err instanceof GroupcacheError && err.code === 'GC_STORE_UNAVAILABLE') return 'store-unavailable'
+    const detail = lookupFaultDetail(err)
+    if (detail === 'pending-bump' || detail === 'store-unavailable') return detail
     failLookup(trace, err)
     this.gens.reportFault(err, { what: 'lookup', route: route.name, log })
-    return err instanceof GroupcacheError && err.code === 'GC_STORE_TIMEOUT' ? 'store-timeout' : 'store-error'
+    return detail
   }
 }
 
