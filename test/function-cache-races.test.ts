@@ -1,4 +1,7 @@
+import Fastify from 'fastify'
 import t from 'tap'
+import groupcache from '../lib/index.js'
+import { expressCache } from '../lib/express.js'
 import { GenerationalCache, MemoryStore } from '../lib/index.js'
 import { storeKits } from './helpers/stores.js'
 import { FaultyStore } from './helpers/faulty-store.js'
@@ -210,6 +213,24 @@ t.test('coalescing waits are bounded: a hung computation never captures later ca
   t.equal(cache.getStats().collapsed, 3, 'a follower that joins twice (the hung call, then the takeover) counts once')
   t.equal(new GenerationalCache().coalesceTimeout, 10_000, 'the documented default')
   t.throws(() => new GenerationalCache({ coalesceTimeout: 0 }), { code: 'GC_INVALID_OPTION', message: /option coalesceTimeout must be a positive number/ })
+})
+
+t.test("the plugin's coalesceTimeout bounds its function cache's waits too (Fastify and Express)", async (t) => {
+  // Regression: app.groupcache.cache and gc.cache waited the default 10 s whatever the plugin was given.
+  const app = Fastify()
+  await app.register(groupcache, { coalesceTimeout: 30 })
+  t.teardown(() => app.close())
+  const gc = expressCache({ coalesceTimeout: 30 })
+  t.teardown(() => gc.close())
+  for (const [name, cache] of [['fastify', app.groupcache.cache], ['express', gc.cache]] as const) {
+    let runs = 0
+    const compute = () => (++runs === 1 ? new Promise<string>(() => {}) : Promise.resolve(`run ${runs}`))
+    void cache.getOrSet(['plugin-hang'], {}, compute)
+    await settle()
+    const started = Date.now()
+    t.equal(await cache.getOrSet(['plugin-hang'], {}, compute), 'run 2', `${name}: the follower gave up waiting and computed itself`)
+    t.ok(Date.now() - started < 5000, `${name}: within the plugin's bound, not the default 10 s`)
+  }
 })
 
 t.test('a superseded hung computation that finishes late is not stored over the newer result', async (t) => {

@@ -2,6 +2,9 @@ import t from 'tap'
 import { matrix } from './helpers/matrix.js'
 import { FaultyStore, until } from './helpers/faulty-store.js'
 import type { TestRoute } from './helpers/apps.js'
+import { recordChannels } from './helpers/observe.js'
+
+let apps = 0
 
 function routes(state: { v: number }): TestRoute[] {
   return [
@@ -82,7 +85,9 @@ await matrix(t, async (t, { app, store }) => {
 
   await t.test('while a bump is pending, its groups bypass the cache', async (t) => {
     const faulty = new FaultyStore(store.make())
-    const a = await app(routes({ v: 0 }), { store: faulty, logger: silent })
+    const p = `pending${process.pid}x${++apps}`
+    const seen = recordChannels(t, p)
+    const a = await app(routes({ v: 0 }), { store: faulty, logger: silent, prefix: p })
     await a.request('GET', '/users/1')
     faulty.setFault('error')
     await a.request('PUT', '/users/1')
@@ -92,9 +97,14 @@ await matrix(t, async (t, { app, store }) => {
     faulty.bump = async () => {
       throw new Error('bump refused (test fault)')
     }
+    const bypassesBefore = a.api.stats().bypasses
     const r = await a.request('GET', '/users/1')
     t.equal(r.headers['cache-status'], 'groupcache; fwd=bypass; detail=pending-bump')
+    t.equal(a.api.stats().bypasses, bypassesBefore + 1, 'counted as a bypass')
     t.equal(r.body, 'v1')
+    t.match(seen.lookups.at(-1), { outcome: 'bypass', detail: 'pending-bump' })
+    t.same(seen.faults.filter((f) => f.what === 'lookup'), [], 'a pending bump is not a store fault: nothing published as one')
+    t.same(seen.lookupErrors, [], 'nor as an error on the trace')
     faulty.bump = realBump
     await until(() => a.api.stats().pendingBumps === 0, 'the pending bump to land')
     t.equal((await a.request('GET', '/users/1')).headers['cache-status'], 'groupcache; fwd=miss; stored')

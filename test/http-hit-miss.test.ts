@@ -28,6 +28,10 @@ await matrix(t, async (t, { app }) => {
     t.equal(runs(), 1)
     t.equal(a.api.stats().hits, 1)
     t.equal(a.api.stats().misses, 1)
+    // Without the cdn option, nothing but these: no CDN headers (nor stray ones) on a miss or a hit.
+    const expected = new Set(['content-type', 'content-length', 'x-custom', 'etag', 'cache-status', 'age', 'date', 'connection', 'keep-alive', 'x-powered-by'])
+    t.same(Object.keys(first.headers).filter((name) => !expected.has(name)), [], 'the miss')
+    t.same(Object.keys(second.headers).filter((name) => !expected.has(name)), [], 'the hit')
   })
 
   await t.test('binary bodies and empty bodies round-trip', async (t) => {

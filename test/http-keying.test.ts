@@ -87,3 +87,13 @@ t.test('a Vary given as an array keeps only the tokens added after the handler s
   if (hit instanceof Promise || hit.kind !== 'serve') throw new Error('expected a hit')
   t.equal(hit.headers.vary, 'X-Lang', 'the handler’s token is stored, the preset one is not')
 })
+
+t.test('a response not stored for another reason (its status) learns nothing from its Vary', async (t) => {
+  const { http } = layer()
+  const route = http.compile({ pattern: '/v', name: 'GET /v', params: [], cacheable: true }, true)
+  const done = await http.finish(miss(http.begin(route, req({}))), 404, { vary: 'x-h' }, 'not found')
+  t.equal(done.cacheStatus, 'groupcache; fwd=miss; detail=status')
+  t.same(route.learnedVary, [], 'nothing learned: the route still keys as before')
+  t.equal((await http.finish(miss(http.begin(route, req({ 'x-h': 'a' }))), 200, {}, 'found')).cacheStatus, 'groupcache; fwd=miss; stored')
+  t.match(http.begin(route, req({ 'x-h': 'b' })), { kind: 'serve' }, 'one entry for every value of the header')
+})

@@ -1,7 +1,9 @@
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
 import express, { type NextFunction, type Request, type Response } from 'express'
 import Fastify from 'fastify'
-import t from 'tap'
-import groupcache from '../lib/index.js'
+import t, { type Test } from 'tap'
+import groupcache, { MemoryStore } from '../lib/index.js'
 import { expressCache } from '../lib/express.js'
 import { listenExpress } from './helpers/express-stack.js'
 import type { HttpResult } from './helpers/http.js'
@@ -121,7 +123,7 @@ await matrix(t, async (t, { app: makeApp }) => {
   const limitAt = t.clock.now() + 500
   const timers = () => (t.clock.timers.get(limitAt) ?? []) as unknown as { reffed: boolean }[]
   t.equal(timers().length, 1, 'one time limit while the handler runs')
-  t.equal(timers()[0]?.reffed, false, 'which never keeps the process alive')
+  t.equal(timers()[0]?.reffed, true, 'which holds the process while a request waits on it (inject has no socket to do so)')
   for (let i = 0; i < 100; i++) {
     t.clock.advance(1)
     await tick()
@@ -152,6 +154,10 @@ await matrix(t, async (t, { app: makeApp }) => {
   const [softAnswer] = await drive([soft.leader])
   t.equal(softAnswer?.body, 'feed v5', 'the soft-bumped entry answers')
   t.match(softAnswer?.headers['cache-status'], TIMED_OUT)
+  // While the slow handler still runs, a new request takes the timed-out flight's stale answer (not the soft bump's own).
+  const [arriving] = await drive([app.request('GET', '/feed')])
+  t.equal(arriving?.body, 'feed v5')
+  t.match(arriving?.headers['cache-status'], TIMED_OUT, 'a request arriving while the handler still runs: the same stale answer')
   await soft.open()
 
   // Past the window (and the grace): the handler is waited for.
@@ -161,6 +167,21 @@ await matrix(t, async (t, { app: makeApp }) => {
   await late.open()
   t.equal((await drive([late.leader]))[0]?.headers['cache-status'], STORED)
 })
+
+/** A request answered at the limit: the previous generation, a header set before the handler kept, the handler's own left out. */
+function checkTimedOutAnswer(t: Test, label: string, status: number, body: string, headers: Record<string, unknown>, previous: string): void {
+  t.equal(status, 200, `${label}: answered at the limit`)
+  t.equal(body, previous, 'with the previous generation')
+  t.match(headers['cache-status'], TIMED_OUT)
+  t.equal(headers['x-preset'], 'kept', 'a header set before the handler is kept')
+  t.equal(headers['x-handler'], undefined, 'a header the handler set is not part of the stale answer')
+}
+
+/** Waits (real time) until the late handler has finished, then a little more for what it sends to be dropped. */
+async function until(done: () => boolean): Promise<void> {
+  while (!done()) await sleep(1)
+  await sleep(20)
+}
 
 /** Captures Fastify's log lines (JSON) at warn and above. */
 function logLines(): { stream: { write(line: string): void }; lines: { level: number; msg: string }[] } {
@@ -215,14 +236,9 @@ t.test('Fastify: whatever the handler does after the stale answer is dropped, wi
     held = gate()
     const before = settled
     const stale = await app.inject(path)
-    t.equal(stale.statusCode, 200, `${path} ${late}: answered at the limit`)
-    t.equal(stale.body, path === '/a' ? 'a v1' : 'cb v1', 'with the previous generation')
-    t.match(stale.headers['cache-status'], TIMED_OUT)
-    t.equal(stale.headers['x-preset'], 'kept', 'a header set before the handler is kept')
-    t.equal(stale.headers['x-handler'], undefined, 'a header the handler set is not part of the stale answer')
+    checkTimedOutAnswer(t, `${path} ${late}`, stale.statusCode, stale.body, stale.headers, path === '/a' ? 'a v1' : 'cb v1')
     held.open()
-    while (settled === before) await sleep(1)
-    await sleep(20)
+    await until(() => settled !== before)
     mode = 'fast'
     const next = await app.inject(path)
     t.equal(next.headers['cache-status'], STORED, 'the late answer was not stored: the next request runs the handler')
@@ -372,14 +388,9 @@ t.test('Express: the late response is dropped; res.send, res.json, headers and c
     held = gate()
     const before = settled
     const stale = await get('GET', '/e')
-    t.equal(stale.status, 200, `${late}: answered at the limit`)
-    t.equal(stale.body, 'e v1', 'with the previous generation')
-    t.match(stale.headers['cache-status'], TIMED_OUT)
-    t.equal(stale.headers['x-preset'], 'kept', 'a header set before the route is kept')
-    t.equal(stale.headers['x-handler'], undefined, 'a header the handler set is not part of the stale answer')
+    checkTimedOutAnswer(t, late, stale.status, stale.body, stale.headers, 'e v1')
     held.open()
-    while (settled === before) await sleep(1)
-    await sleep(20)
+    await until(() => settled !== before)
     mode = 'fast'
     t.equal((await get('GET', '/e')).headers['cache-status'], STORED, 'the late answer was not stored: the next request runs the handler')
   }
@@ -426,4 +437,45 @@ t.test('without staleIfError the time limit is inert: the request waits for its 
   const answer = await waiting
   t.equal(answer.body, 'w v2', "the handler's own answer, 5 limits later")
   t.equal(answer.headers['cache-status'], STORED)
+})
+
+t.test('the time limit answers even when nothing else keeps the process alive (inject, no server, no Redis client)', async (t) => {
+  // Regression: the limit's timer was unref'd, so such a process exited with the request unanswered.
+  const child = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(new URL('./helpers/stale-timeout-child.ts', import.meta.url))], {
+    encoding: 'utf8',
+    timeout: 20_000
+  })
+  t.equal(child.status, 0, child.stderr)
+  const report = JSON.parse(child.stdout.trim().split('\n').pop() ?? 'null') as { body: string; cacheStatus: string } | null
+  t.equal(report?.body, 'a v1', 'answered with the previous generation')
+  t.match(report?.cacheStatus, TIMED_OUT)
+})
+
+t.test('Express: a handler that began answering within the limit is not replaced while its bumps are applied', async (t) => {
+  /** A store whose bumps take longer than the time limit. */
+  class SlowBumps extends MemoryStore {
+    slow = false
+    override async bump(...args: Parameters<MemoryStore['bump']>): Promise<void> {
+      if (this.slow) await sleep(200)
+      return super.bump(...args)
+    }
+  }
+  const store = new SlowBumps()
+  const gc = expressCache({ store, staleIfError: 60, staleIfErrorTimeout: 0.05 })
+  const app = express()
+  app.use(gc.middleware())
+  let version = 0
+  app.get('/v', gc.route({ group: 'v' }), (_req: Request, res: Response) => {
+    version++
+    // A cached page that counts its views: the bump is applied before the response goes out.
+    if (version > 1) res.bumpGroup('views')
+    res.send(`v${version}`)
+  })
+  const get = await listenExpress(t, app, gc)
+  t.equal((await get('GET', '/v')).body, 'v1')
+  await gc.bump('v', {}, { grace: 30 })
+  store.slow = true
+  const answered = await get('GET', '/v')
+  t.equal(answered.body, 'v2', "the handler's own response: it answered in time, only its bump was slow")
+  t.equal(answered.headers['cache-status'], STORED)
 })

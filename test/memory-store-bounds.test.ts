@@ -36,6 +36,18 @@ t.test('an entry counts its value, its key and 800 bytes of overhead, so maxByte
   t.equal(store.size.bytes, (999 + key.length + 1 + 800) + (1 + key.length + 1 + 800), 'the first one went')
 })
 
+/** Stores an entry under each of `count` generations of `keys` (bumping between them); the versions they had. */
+async function storeGenerations(store: MemoryStore, keys: string[], count: number): Promise<string[]> {
+  const seen: string[] = []
+  for (let generation = 1; generation <= count; generation++) {
+    const found = store.lookup(keys, 'rk', 'e:')
+    seen.push(found.versions[0] as string)
+    await store.set(found.entryKey, Buffer.from(`generation ${generation}`), 60_000)
+    if (generation < count) await store.bump(keys)
+  }
+  return seen
+}
+
 t.test('with the clock standing still, a version bumped past it, evicted, then bumped again never lands on a value it had', async (t) => {
   // Versions are seeded from the clock and bumps move them past it. An evicted
   // version must be reseeded above every value it had, or the bump that seeds
@@ -44,13 +56,7 @@ t.test('with the clock standing still, a version bumped past it, evicted, then b
   t.teardown(() => t.clock.exit())
   const store = new MemoryStore({ maxVersions: 1 })
   const keys = ['gc:v:a']
-  const seen: string[] = []
-  for (let generation = 1; generation <= 3; generation++) {
-    const found = store.lookup(keys, 'rk', 'e:')
-    seen.push(found.versions[0] as string)
-    await store.set(found.entryKey, Buffer.from(`generation ${generation}`), 60_000)
-    if (generation < 3) await store.bump(keys)
-  }
+  const seen = await storeGenerations(store, keys, 3)
   store.lookup(['gc:v:other'], 'rk', 'e:') // pushes a's version out of the table
   await store.bump(keys) // a user's bump of a: it seeds a again
   const after = store.lookup(keys, 'rk', 'e:')
@@ -65,13 +71,7 @@ t.test('with the clock standing still, a version that leaves the table after an 
   const low = ['gc:v:low']
   const keys = ['gc:v:a']
   store.lookup(low, 'rk', 'e:') // the lowest version handed out
-  const seen: string[] = []
-  for (let generation = 1; generation <= 4; generation++) {
-    const found = store.lookup(keys, 'rk', 'e:')
-    seen.push(found.versions[0] as string)
-    await store.set(found.entryKey, Buffer.from(`generation ${generation}`), 60_000)
-    if (generation < 4) await store.bump(keys)
-  }
+  const seen = await storeGenerations(store, keys, 4)
   store.lookup(low, 'rk', 'e:') // a is now the least recently used
   store.lookup(['gc:v:other'], 'rk', 'e:') // pushes a out
   await store.bump(low) // the low version leaves the table, replaced

@@ -23,7 +23,8 @@ void matrix(t, async (t, ctx) => {
       [
         { method: 'GET', path: '/items/:id', cache: { groups: ['item:id'] }, handler: (req) => ({ body: { id: req.params.id } }) },
         { method: 'GET', path: '/cookie', cache: { group: 'c' }, handler: () => ({ headers: { 'set-cookie': 'sid=1' }, body: 'personal' }) },
-        { method: 'PUT', path: '/items/:id', handler: (req) => ({ body: 'ok', bumps: [['item:id', req.params]] }) }
+        { method: 'PUT', path: '/items/:id', handler: (req) => ({ body: 'ok', bumps: [['item:id', req.params]] }) },
+        { method: 'GET', path: '/pages/:slug', cache: true, handler: () => ({ body: 'page' }) }
       ],
       { prefix: p, logger: quiet }
     )
@@ -66,8 +67,8 @@ void matrix(t, async (t, ctx) => {
       t.ok(stats.store.bytes! > 0)
     }
     t.equal(await app.api.bumpRoute('/items/:id'), true)
-    t.equal(await app.api.bumpRoute('/items/:id', { id: '1' }), true)
-    t.same(seen.bumps.slice(1).map((b) => b.groups), [['route=/items/:id'], ['id=1,route=/items/:id']], 'route generations and view groups are named too')
+    t.equal(await app.api.bumpRoute('/pages/:slug', { slug: 'a' }), true)
+    t.same(seen.bumps.slice(1).map((b) => b.groups), [['route=/items/:id'], ['route=/pages/:slug,slug=a']], 'route generations and view groups are named too')
   })
 
   await t.test('a request answered with an identical request\'s response is published as collapsed', async (t) => {
@@ -109,7 +110,7 @@ void matrix(t, async (t, ctx) => {
     await late
     await until(() => seen.stores.length === 1, 'the not-stored message')
     t.same(seen.stores[0], { prefix: p, route: 'GET /late', stored: false, reason: 'store-error' })
-    t.match(seen.faults[0], { prefix: p, route: 'GET /late', error: { message: 'store is down (test fault)' } })
+    t.match(seen.faults[0], { prefix: p, what: 'write', route: 'GET /late', error: { message: 'store is down (test fault)' } })
 
     // Lookups that fail until the breaker opens.
     const statuses: number[] = []
@@ -155,6 +156,7 @@ t.test('a stale entry served while its route revalidates, and a group that canno
     return 'news'
   })
   app.get('/broken', { config: { cache: { group: () => { throw new Error('no tenant') } } } }, async () => 'uncached')
+  app.get('/items/:id', { config: { cache: true } }, async () => 'item')
   t.teardown(() => app.close())
 
   await app.inject('/news')
@@ -170,8 +172,40 @@ t.test('a stale entry served while its route revalidates, and a group that canno
   t.match(stale.headers['cache-status'], /hit; ttl=-\d+$/)
 
   await app.inject('/broken')
-  t.match(seen.lookups[3], { route: 'GET /broken', groups: [], outcome: 'bypass', detail: 'group-error' }, 'no names when the group throws')
+  t.match(seen.lookups[3], { route: 'GET /broken', outcome: 'bypass', detail: 'group-error' })
+  t.same(seen.lookups[3]?.groups, [], 'no names when the group throws')
+
+  await app.inject('/items/7')
+  t.same(seen.lookups[4]?.groups, ['id=7,route=/items/:id'], 'a route without groups depends on its view group: its pattern and params')
   t.match((app.groupcache.stats() as GroupcacheStats).routes, { 'GET /news': { hits: 0, stale: 1, misses: 2 }, 'GET /broken': { bypass: { 'group-error': 1 } } })
+})
+
+t.test('answers from a soft bump and from a handler past its time limit are published as stale, saying which', async (t) => {
+  const p = prefix()
+  const seen = record(t, p)
+  const app = Fastify()
+  await app.register(groupcache, { prefix: p, logger: quiet, staleIfError: 60, staleIfErrorTimeout: 0.05 })
+  let held: ReturnType<typeof gate> | undefined
+  let version = 0
+  app.get('/feed', { config: { cache: { group: 'feed' } } }, async () => {
+    const mine = ++version
+    if (held !== undefined) await held.wait
+    return `feed v${mine}`
+  })
+  t.teardown(() => app.close())
+  await app.inject('/feed')
+  await app.groupcache.bump('feed', {}, { grace: 30 })
+  held = gate()
+  const leader = app.inject('/feed')
+  await until(() => seen.lookups.length === 2, 'the recomputing request')
+  const soft = await app.inject('/feed')
+  t.match(soft.headers['cache-status'], /detail=soft-bump$/)
+  t.match(seen.lookups[2], { outcome: 'stale', detail: 'soft-bump', cacheStatus: soft.headers['cache-status'] }, 'an identical request during the recompute: the previous generation')
+  const timedOut = await leader
+  t.match(timedOut.headers['cache-status'], /detail=handler-timeout$/)
+  const arriving = await app.inject('/feed')
+  t.match(seen.lookups[3], { outcome: 'stale', detail: 'handler-timeout', cacheStatus: arriving.headers['cache-status'] }, 'a request arriving while the handler still runs past its limit')
+  held.open()
 })
 
 t.test('option maxRouteStats bounds the per-route table, on both adapters; a bad value names the option', async (t) => {

@@ -51,10 +51,14 @@ t.test('a crashed leader delays followers by at most the lease TTL: one follower
   const first = await Promise.race(outcomes)
   t.ok(isLease(first), 'the first follower to settle took the expired lease over')
   t.ok(Date.now() - before < 2000, 'within about the lease TTL, not waitMs')
+  t.equal(b.waiting + c.waiting, 1, 'exactly one take-over: the other follower waits while it holds the lease')
   await (first as Lease).release()
   const both = await Promise.all(outcomes)
-  t.equal(both.filter(isLease).length, 1, 'exactly one take-over')
-  t.ok(both.includes('released'), "the other was woken by the new holder's release")
+  const other = both.find((o) => o !== first)
+  // Usually woken by the release; on a loaded machine its re-ask (at the crashed lease's expiry) can reach Redis
+  // just after the release, and then it takes the free lease: still one holder at a time.
+  t.ok(other === 'released' || isLease(other), "the other was woken by the new holder's release, or took the lease after it")
+  if (isLease(other)) await other.release()
 })
 
 t.test('a wait gives up at waitMs in total, across re-asks; a lease key without a TTL is not honoured for ever', async (t) => {

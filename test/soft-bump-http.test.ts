@@ -4,12 +4,14 @@ import groupcache, { MemoryStore, type GraceResult } from '../lib/index.js'
 import { encodeEntry, makeEntry } from '../lib/http/entry.js'
 import type { HttpResult } from './helpers/http.js'
 import { gate, matrix } from './helpers/matrix.js'
+import { recordChannels } from './helpers/observe.js'
 
 const STORED = 'groupcache; fwd=miss; stored'
 // Express's final handler prints the stack of every error it answers, except under NODE_ENV=test.
 process.env.NODE_ENV = 'test'
 const SOFT = /^groupcache; hit; ttl=-\d+; detail=soft-bump$/
 const FOLLOWERS = 20
+let mixed = 0
 
 /**
  * Soft bumps (DESIGN §10) on both adapters and both stores: during the grace,
@@ -132,6 +134,32 @@ await matrix(t, async (t, { app: makeApp }) => {
   const bad = await makeApp([{ method: 'PUT', path: '/x', handler: () => ({ body: 'ok', bumps: [['news', {}, { grace: -1 }]] }) }])
   t.equal((await bad.request('PUT', '/x')).status, 500, 'the handler that passed it fails')
   await t.rejects(bad.api.bump('news', {}, { grace: Number.NaN }), { code: 'GC_INVALID_OPTION', message: /option grace/ })
+
+  // A response recording hard and soft bumps: hard ones in one store call, soft ones in one call per grace, none lost.
+  const p = `mixed${process.pid}x${++mixed}`
+  const seen = recordChannels(t, p)
+  const mixedApp = await makeApp(
+    [
+      {
+        method: 'PUT',
+        path: '/many',
+        handler: () => ({
+          body: 'ok',
+          bumps: [['a'], ['c', {}, { grace: 30 }], ['b'], ['d', {}, { grace: 30 }], ['e', {}, { grace: 60 }], ['f', {}, { grace: 30 }]]
+        })
+      }
+    ],
+    { prefix: p }
+  )
+  t.equal((await mixedApp.request('PUT', '/many')).status, 200)
+  t.same(
+    seen.bumps.map((b) => ({ groups: [...b.groups].sort(), soft: b.soft })).sort((x, y) => x.groups.join().localeCompare(y.groups.join())),
+    [
+      { groups: ['a', 'b'], soft: false },
+      { groups: ['c', 'd', 'f'], soft: true },
+      { groups: ['e'], soft: true }
+    ]
+  )
 })
 
 
@@ -150,7 +178,9 @@ t.test('a grace read that fails, or finds nothing usable, makes followers wait f
   }
   const store = new GraceStore()
   const app = Fastify()
-  await app.register(groupcache, { store })
+  const p = `grace${process.pid}`
+  const seen = recordChannels(t, p)
+  await app.register(groupcache, { store, prefix: p })
   let version = 0
   let held = gate()
   app.get('/page', { config: { cache: { group: 'page' } } }, async () => {
@@ -176,6 +206,8 @@ t.test('a grace read that fails, or finds nothing usable, makes followers wait f
     t.equal(followed.headers['cache-status'], 'groupcache; fwd=miss; collapsed')
   }
   t.equal(app.groupcache.cache.getStats().errors, 1, 'the failed read is counted (and logged through the request logger)')
+  t.match(seen.faults, [{ what: 'grace', route: 'GET /page', error: { message: 'grace read failed (test)' } }], 'and published, saying what failed and where')
+  t.equal(seen.faults.length, 1)
 })
 
 t.test('a soft bump recorded after the response was sent is applied at once', async (t) => {
@@ -197,4 +229,21 @@ t.test('a soft bump recorded after the response was sent is applied at once', as
   await late
   while (events.length === 0) await new Promise((resolve) => setImmediate(resolve))
   t.same(events, [['late']])
+})
+
+t.test('without staleIfError, a recompute that fails during a soft bump answers its failure (the grace serves only identical requests)', async (t) => {
+  const app = Fastify()
+  await app.register(groupcache)
+  let fail = false
+  app.get('/page', { config: { cache: { group: 'page' } } }, async (_request, reply) => {
+    if (fail) return reply.code(500).send('origin down (test)')
+    return 'page v1'
+  })
+  t.teardown(() => app.close())
+  t.equal((await app.inject('/page')).body, 'page v1')
+  await app.groupcache.bump('page', {}, { grace: 30 })
+  fail = true
+  const failed = await app.inject('/page')
+  t.equal(failed.statusCode, 500, 'the failure, not the previous generation')
+  t.equal(failed.body, 'origin down (test)')
 })

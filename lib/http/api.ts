@@ -14,9 +14,10 @@ export interface CacheApi {
   /**
    * Bumps a route's generation (every entry of the route; with the `cdn`
    * option, its responses name it, so the purgers purge them all), or with
-   * params one view group of it. `urlPattern` is a cached route's pattern as
-   * declared (`'/users/:userId'`). Rejects with a GroupcacheTypeError when no
-   * cached route has that pattern (`GC_INVALID_VALUE`), or when params name
+   * params one view group of it (a route without declared groups). `urlPattern`
+   * is a cached route's pattern as declared (`'/users/:userId'`). Rejects with a
+   * GroupcacheTypeError when no cached route has that pattern, or params are
+   * given for a route that declares its groups (`GC_INVALID_VALUE`), or params name
    * a param the route does not have (`GC_UNKNOWN_PARAM`) or lack one it has
    * (`GC_MISSING_VALUE`): such a bump would reach no entry. Express
    * `gc.route()` routes are known from their first request; while any is

@@ -199,8 +199,12 @@ export class HttpCache {
   /** Per-route counters for stats(), bounded by route count. */
   readonly routeStats: RouteStats
   readonly #storeKind: string
-  /** The params of the cached routes compiled so far, by pattern: what bumpRoute() accepts. */
-  readonly #routes = new Map<string, Set<string>>()
+  /**
+   * The cached routes compiled so far, by pattern: their params, whether one
+   * of them depends on its view group (no groups declared), and the groups
+   * the others declare. What bumpRoute() accepts.
+   */
+  readonly #routes = new Map<string, { params: Set<string>; viewGroup: boolean; groups: string[] }>()
   /** Set by {@link patternsLearnedLate}: an unknown pattern may be a route not requested yet. */
   #patternsLate = false
 
@@ -228,9 +232,11 @@ export class HttpCache {
 
   /** Remembers a cached route's pattern and params for bumpRoute()'s checks (one pattern may serve several methods). */
   #learnRoute(route: CompiledRoute): void {
-    const known = this.#routes.get(route.pattern)
-    if (known === undefined) this.#routes.set(route.pattern, new Set(route.params))
-    else for (const name of route.params) known.add(name)
+    let known = this.#routes.get(route.pattern)
+    if (known === undefined) this.#routes.set(route.pattern, (known = { params: new Set(), viewGroup: false, groups: [] }))
+    for (const name of route.params) known.params.add(name)
+    for (const { group } of route.groups) if (!known.groups.includes(group.label)) known.groups.push(group.label)
+    known.viewGroup ||= route.viewGroup
   }
 
   /**
@@ -510,17 +516,15 @@ export class HttpCache {
    * handler's response, and the requests waiting on this miss get it too.
    * The handler runs on; the adapter calls {@link late} when it answers.
    * With no stale entry, nothing happens: the handler runs as long as it
-   * takes. The timer never keeps the process alive and is cleared when the
-   * handler answers first.
+   * takes. The timer is cleared when the handler answers first; it is not
+   * unref'd, since a request is waiting on it (with inject, nothing else may
+   * keep the process alive).
    */
   limit(miss: Miss, answer: (stale: ReadyResponse) => void): void {
     const ms = miss.route.staleIfErrorTimeoutMs
     // HEAD is never answered stale (its body is not the GET body).
     if (ms === 0 || !miss.storable || miss.done) return
-    const timer = setTimeout(() => void this.#timeUp(miss, answer), ms)
-    // A request waiting on it keeps its socket open: the timer itself never holds the process.
-    timer.unref()
-    miss.timer = timer
+    miss.timer = setTimeout(() => void this.#timeUp(miss, answer), ms)
   }
 
   async #timeUp(miss: Miss, answer: (stale: ReadyResponse) => void): Promise<void> {
@@ -540,6 +544,7 @@ export class HttpCache {
     // (and its fleet lease) stays until the handler answers (late()), or until the stale window ends if it never does.
     flight.stale = source
     ;(miss.followers as (outcome: FlightOutcome) => void)(STALE)
+    // Nobody waits on this one, and it may last the whole stale window: it never holds the process.
     const cleanup = setTimeout(() => this.late(miss), source.until - now)
     cleanup.unref()
     miss.timer = cleanup
@@ -613,7 +618,6 @@ export class HttpCache {
             ;(miss.flight as Flight).stale = source
             ;(miss.followers as (outcome: FlightOutcome) => void)(STALE)
           }, limitMs)
-          timer.unref()
         })
       }
       void this.#askFleet(fleet, cold, route, req, miss, held).then((outcome) => {
@@ -844,13 +848,20 @@ export class HttpCache {
     if (params === null || typeof params !== 'object') {
       throw new GroupcacheTypeError('GC_INVALID_VALUE', `bumpRoute: the params of ${pattern} must be an object, got ${String(params)}`)
     }
-    const has = [...known].join(', ') || 'no params'
-    const unknown = Object.keys(params).filter((name) => !known.has(name))
+    // Only a route without declared groups has view groups: on the others such a bump would reach no entry.
+    if (!known.viewGroup) {
+      throw new GroupcacheTypeError(
+        'GC_INVALID_VALUE',
+        `bumpRoute: route ${pattern} declares its groups (${known.groups.join(', ')}), so it has no view group to bump with params: bump one of its groups, or its whole route generation with bumpRoute(${JSON.stringify(pattern)})`
+      )
+    }
+    const has = [...known.params].join(', ') || 'no params'
+    const unknown = Object.keys(params).filter((name) => !known.params.has(name))
     if (unknown.length > 0) {
       throw new GroupcacheTypeError('GC_UNKNOWN_PARAM', `bumpRoute: route ${pattern} has no param ${unknown.map((name) => JSON.stringify(name)).join(', ')} (it has: ${has})`)
     }
     // A request's view group names every param (an absent optional one as ''): a bump naming fewer reaches none.
-    const missing = [...known].filter((name) => params[name] === undefined)
+    const missing = [...known.params].filter((name) => params[name] === undefined)
     if (missing.length > 0) {
       throw new GroupcacheTypeError('GC_MISSING_VALUE', `bumpRoute: route ${pattern} has param ${missing.map((name) => JSON.stringify(name)).join(', ')}, missing from the params given (an absent optional param is '')`)
     }

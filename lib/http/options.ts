@@ -110,7 +110,8 @@ export function createHttpCache(options: GroupcacheOptions, frameworkLogger: Log
   const checkedStaleTimeout = timerSeconds(staleIfErrorTimeout, 'staleIfErrorTimeout', 'groupcache: ')
   const routeStats = new RouteStats(maxRouteStats)
   const edge = Edge.create({ cdn, purgers, awaitPurges })
-  const gens = new GenerationalCache(logger === undefined ? rest : { ...rest, logger })
+  // The function cache (app.groupcache.cache, gc.cache) bounds its coalescing waits as the HTTP layer does.
+  const gens = new GenerationalCache({ ...rest, ...(logger === undefined ? {} : { logger }), coalesceTimeout: checkedCoalesce })
   edge?.subscribe(gens)
   const defaults = { ttl: gens.ttl, statuses, maxEntryBytes: checkedMaxEntryBytes, staleIfError: checkedStaleIfError, staleIfErrorTimeout: checkedStaleTimeout }
   return new HttpCache(gens, defaults, { coalesceTimeoutMs: checkedCoalesce, edge, routeStats })
