@@ -338,6 +338,16 @@ async function clusterSuite(t: Test, cluster: RedisCluster): Promise<void> {
     t.equal(await nodes[0]?.cluster('KEYSLOT', v1.entryKey).then(() => client.exists(v1.entryKey)), 0, 'the replaced entry was deleted')
   })
 
+  await t.test('a new Cluster client: its first lookups wait for every node to be checked, they are not refused', async (t) => {
+    // Each node connecting, becoming ready and being checked is a change of its own; the first lookup must outlast them all.
+    for (let i = 0; i < 5; i++) {
+      const other = cluster.client()
+      const store = new RedisStore({ client: other })
+      const found = await store.lookup(['nw:epoch', `nw:v:${i}`, 'nw:v:all'], 'rk', 'nw:e:').finally(() => other.quit())
+      t.equal(found.versions.length, 3, `client ${i}: the versions were read`)
+    }
+  })
+
   await t.test('a keyPrefix on a Cluster client', async (t) => {
     const prefixed = new Cluster(cluster.nodes.map((node) => ({ host: '127.0.0.1', port: node.port })), { keyPrefix: 'cp:' })
     prefixed.on('error', () => {})

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import type { Cluster, Redis } from 'ioredis'
 import { GroupcacheError } from '../errors.js'
 import { FaultLog } from '../core/fault-log.js'
@@ -28,8 +29,17 @@ type Socket = object
 /** Waiters for a verification, at most (beyond, a lookup fails at once: it would time out anyway). */
 const MAX_WAITERS = 10_000
 const RETRY_MS = 1000
-/** Times an untrusted lookup waits for a verification and runs again (a Cluster may connect one node at a time). */
+/** Times an untrusted lookup runs again after a verification (its reply came on a connection that changed meanwhile). */
 const ATTEMPTS = 3
+/**
+ * How long an untrusted lookup waits for the verification, whatever number of
+ * connection events arrive meanwhile (a new Cluster client connects, readies
+ * and checks each node: one event each, several per node). The cache's own
+ * `timeout` usually ends the wait first.
+ */
+const VERIFY_WAIT_MS = 2000
+/** While lookups wait, they look at their deadline this often even when no event arrives. */
+const TICK_MS = 100
 
 interface NodeState {
   /** The connection (ioredis `stream`) whose server was checked, or undefined. */
@@ -81,6 +91,7 @@ export class RedisIdentity {
   #trustedStamp = -1
   #primaries = ''
   #waiters: (() => void)[] = []
+  #tick: NodeJS.Timeout | undefined
   #closed = false
   #fallbackLog: FaultLog | undefined
   readonly #off: (() => void)[] = []
@@ -149,12 +160,16 @@ export class RedisIdentity {
   }
 
   async #afterVerification<T>(run: () => Promise<T>): Promise<T> {
-    for (let attempt = 0; attempt < ATTEMPTS && !this.#closed; attempt++) {
-      if (this.#token() === undefined) await this.#nextChange()
+    // Only runs count as attempts: events that leave the connection unverified do not use them up.
+    const giveUp = performance.now() + VERIFY_WAIT_MS
+    for (let runs = 0; runs < ATTEMPTS && !this.#closed; ) {
       const token = this.#token()
-      // A check that failed is retried in a second: fail now rather than hold the request.
-      if (token === undefined && this.#failing.size > 0) break
-      if (token === undefined) continue
+      if (token === undefined) {
+        // A check that failed is retried in a second: fail now rather than hold the request.
+        if (this.#failing.size > 0 || performance.now() >= giveUp || !(await this.#nextChange())) break
+        continue
+      }
+      runs++
       const result = await run()
       if (this.#token() === token) return result
     }
@@ -169,12 +184,17 @@ export class RedisIdentity {
     return stream !== undefined && this.#nodes.get(node)?.verified === stream ? stream : undefined
   }
 
-  #nextChange(): Promise<void> {
-    if (this.#waiters.length >= MAX_WAITERS) return Promise.resolve()
-    return new Promise((resolve) => this.#waiters.push(resolve))
+  /** Resolves true on the next event (or tick), false at once when too many wait already. */
+  #nextChange(): Promise<boolean> {
+    if (this.#waiters.length >= MAX_WAITERS) return Promise.resolve(false)
+    // Not unref'd: a request is waiting on it, and it stops once nobody waits.
+    this.#tick ??= setTimeout(() => this.#wake(), TICK_MS)
+    return new Promise((resolve) => this.#waiters.push(() => resolve(true)))
   }
 
   #wake(): void {
+    clearTimeout(this.#tick)
+    this.#tick = undefined
     const waiters = this.#waiters
     this.#waiters = []
     for (const wake of waiters) wake()
