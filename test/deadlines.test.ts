@@ -1,4 +1,6 @@
 import t from 'tap'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { Deadlines } from '../lib/core/deadlines.js'
 
 t.test('answers within the timeout pass through; one that never answers is rejected', async (t) => {
@@ -51,3 +53,29 @@ t.test('each outcome is reported once: success, failure, or the timeout (a late 
   await new Promise((resolve) => setImmediate(resolve))
   t.same(outcomes, ['ok', 'failed', 'failed', 'failed'])
 })
+
+t.test('the result of a settled call is not held until its deadline (every Redis reply would otherwise live for the whole timeout)', async (t) => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const deadlines = new Deadlines(2000)
+  let release: (value: string) => void = () => {}
+  // A call still waiting keeps the timer armed and the queue unswept: the settled ones sit in it behind it.
+  const first = deadlines.bound(new Promise<string>((resolve) => (release = resolve)))
+  const refs = await settleSome(deadlines)
+  await new Promise((resolve) => setImmediate(resolve))
+  gc()
+  t.equal(refs.filter((ref) => ref.deref() !== undefined).length, 0, 'every settled result was collected')
+  release('done')
+  t.equal(await first, 'done')
+})
+
+/** Ten calls answered at once; returns weak references to their results (this frame is gone when they are checked). */
+async function settleSome(deadlines: Deadlines): Promise<WeakRef<object>[]> {
+  const refs: WeakRef<object>[] = []
+  for (let i = 0; i < 10; i++) {
+    const result = { reply: Buffer.alloc(1024) }
+    refs.push(new WeakRef(result))
+    await deadlines.bound(Promise.resolve(result))
+  }
+  return refs
+}
