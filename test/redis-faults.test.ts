@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import t, { type Test } from 'tap'
 import { GenerationalCache, RedisStore } from '../lib/index.js'
-import { Cluster } from 'ioredis'
+import { Cluster, type Redis } from 'ioredis'
 import { freePort, startRedis, type RedisServer } from './helpers/redis.js'
 import { until } from './helpers/faulty-store.js'
 import { redisApp } from './helpers/redis-app.js'
@@ -207,18 +207,24 @@ t.test('a reconnection to the same server, or a second cache on the store, finds
   t.notOk(lines.some((l) => /not the one its data was written under/.test(l.msg ?? '')), 'the epoch was never moved')
 })
 
-t.test('while no connection is verified, lookups wait for the check, at most MAX_WAITERS of them; closing the store releases them', async (t) => {
+/** A store whose server is frozen (SIGSTOP) before a cache's identity check: the check hangs, nothing is trusted. */
+async function storeOnFrozenServer(t: Test, prefix: string): Promise<{ store: RedisStore; client: Redis }> {
   const server = await startRedis()
   t.teardown(async () => {
     server.thaw()
     await server.stop()
   })
   const client = server.client()
+  t.teardown(() => client.disconnect())
   await client.ping()
   const store = new RedisStore({ client })
   server.freeze()
-  // The check for this cache hangs on the frozen server: nothing is trusted.
-  store.attach({ prefix: 'w', epochKey: 'w:epoch', logger: silent, reportFault() {} })
+  store.attach({ prefix, epochKey: `${prefix}:epoch`, logger: silent, reportFault() {} })
+  return { store, client }
+}
+
+t.test('while no connection is verified, lookups wait for the check, at most MAX_WAITERS of them; closing the store releases them', async (t) => {
+  const { store, client } = await storeOnFrozenServer(t, 'w')
   const waiting = Array.from({ length: 10_000 }, () => store.lookup([], 'rk', 'w:e:').catch((err: unknown) => err))
   await t.rejects(store.lookup([], 'rk', 'w:e:'), { code: 'GC_STORE_UNAVAILABLE' }, 'past the bound, a lookup fails at once')
   await store.close()
@@ -244,17 +250,7 @@ t.test('connection events while a lookup waits for the check do not use up its r
 })
 
 t.test('a lookup waits for a check that never ends for a bounded time, then is refused', async (t) => {
-  const server = await startRedis()
-  t.teardown(async () => {
-    server.thaw()
-    await server.stop()
-  })
-  const client = server.client()
-  t.teardown(() => client.disconnect())
-  await client.ping()
-  const store = new RedisStore({ client })
-  server.freeze()
-  store.attach({ prefix: 'nv', epochKey: 'nv:epoch', logger: silent, reportFault() {} })
+  const { store } = await storeOnFrozenServer(t, 'nv')
   await t.rejects(store.lookup([], 'rk', 'nv:e:'), { code: 'GC_STORE_UNAVAILABLE', message: /identity is not verified/ })
   await store.close()
 })
