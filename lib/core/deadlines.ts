@@ -13,7 +13,7 @@ interface Waiting {
    * Undefined once the call settled. Dropped then, not at the deadline: it
    * holds the call's promise, and so its result, which would otherwise stay
    * reachable for the whole timeout (on the Redis hit path, every hit's reply
-   * for 250 ms: enough to be promoted and make work for the major GC).
+   * for 250 ms by default: long enough to outlive young-generation collections).
    */
   reject: ((err: Error) => void) | undefined
 }
