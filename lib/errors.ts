@@ -36,7 +36,7 @@ export class GroupcacheError extends Error {
   }
 }
 
-/** A bad value passed at call time (a bump, a function-cache call): DESIGN §2 makes these TypeErrors. */
+/** A bad value passed at call time (a bump, a function-cache call): a TypeError, as for any bad argument. */
 export class GroupcacheTypeError extends TypeError {
   readonly code: GroupcacheErrorCode
   constructor(code: GroupcacheErrorCode, message: string) {

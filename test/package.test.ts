@@ -51,6 +51,12 @@ t.test('dist is exactly the build of lib/: nothing missing, nothing stale', asyn
   )
 })
 
+t.test('what is published stands alone: no file cites the design document users do not have', async (t) => {
+  // dist/ is what npm pack just built; its .d.ts files carry the TSDoc editors show users.
+  const citing = files.filter((f) => /DESIGN(\.md| §)/.test(readFileSync(join(ROOT, f), 'utf8')))
+  t.same(citing, [], 'TSDoc and README point at README sections instead')
+})
+
 t.test('package.json points at files in the tarball and keeps ioredis optional', async (t) => {
   const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as Record<string, any>
   const targets: string[] = [pkg.main, pkg.types]

@@ -3,7 +3,7 @@ import { GroupcacheError } from '../errors.js'
 import { cdnConfig, cdnResponseHeaders, checkRouteGroupCount, invalidationHeader, type CdnConfig, type CdnOptions, type HeaderPair } from './headers.js'
 import type { CdnPurger } from './purger.js'
 
-/** The CDN options of the Fastify plugin and of `expressCache()` (DESIGN §9), as given. */
+/** The CDN options of the Fastify plugin and of `expressCache()` (README "Behind a CDN"), as given. */
 export interface EdgeOptions {
   cdn?: boolean | CdnOptions | undefined
   purgers?: readonly CdnPurger[] | undefined

@@ -1,7 +1,7 @@
 import { GroupcacheError } from '../errors.js'
 import { checkNamespace, MAX_KEYS_PER_RESPONSE, VENDORS, vendorKey, vendorKeys, type Vendor } from './names.js'
 
-/** How a response tells a CDN or proxy in front what it depends on (DESIGN §9). */
+/** How a response tells a CDN or proxy in front what it depends on (README "Behind a CDN"). */
 export interface CdnOptions {
   /**
    * Tag headers to emit, by vendor: `cacheGroups` (RFC 9875 `Cache-Groups`),

@@ -24,7 +24,7 @@ export interface BreakerOptions {
 }
 
 /**
- * A circuit breaker for one cache's store calls (DESIGN §4 "Fail open").
+ * A circuit breaker for one cache's store calls (README "Redis in production").
  *
  * `closed`: every call goes through. After `failures` consecutive failures
  * (errors or timeouts) it opens: for `cooldown` ms, calls are refused at once

@@ -1,7 +1,7 @@
 import { hash } from 'node:crypto'
 import { GroupcacheTypeError } from '../errors.js'
 
-/** A group's identity: flat string keys to string values (DESIGN §2). */
+/** A group's identity: flat string keys to string values (README "Group definitions"). */
 export type Mapping = Record<string, string>
 
 /** What a mapping value may be before it is compared as a string. */

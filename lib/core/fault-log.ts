@@ -7,7 +7,7 @@ export interface FaultLogger {
 }
 
 /**
- * Rate-limits fault logs (DESIGN §4: an outage is a few lines with counts,
+ * Rate-limits fault logs (README "Redis in production": an outage is a few lines with counts,
  * not one per request). The first fault of an interval is logged in full,
  * through the request's logger when there is one; later faults of the same
  * interval are only counted, per kind, and the counts are logged once when the

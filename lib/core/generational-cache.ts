@@ -129,7 +129,7 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
 
 /**
  * The generational cache: the engine the HTTP adapters use, plus the function
- * cache of HubSpot's hscacheutils (DESIGN §6) on the same versions and store.
+ * cache of HubSpot's hscacheutils (README "Function cache") on the same versions and store.
  *
  * An entry's key embeds the versions of its groups (magic #1: `name:param`
  * values come from the call's values) and the canonical text of every value no

@@ -46,7 +46,7 @@ export interface GenerationsOptions {
    */
   logger?: Logger
   /**
-   * The circuit breaker on store calls (DESIGN §4): after `failures`
+   * The circuit breaker on store calls (README "Redis in production"): after `failures`
    * consecutive failed or timed-out calls, the store is not called for a
    * cool-down (lookups bypass at once, bumps are kept pending), then one call
    * probes it. `false` turns it off. Not applied to in-process stores.
@@ -191,7 +191,7 @@ function someNames(names: readonly string[]): { groups: readonly string[]; more?
 }
 
 /**
- * The generational engine (DESIGN §1, §3), knowing nothing of HTTP.
+ * The generational engine (README "How generational caching works"), knowing nothing of HTTP.
  *
  * Every entry depends on versions: the epoch, then whatever the caller names.
  * A lookup reads (or seeds) all of them and the entry in one store call; the
@@ -434,7 +434,7 @@ export class Generations {
 
   /**
    * The previous generation's entry for a request that missed, when a soft
-   * bump of one of its keys is within its grace (DESIGN §10). Miss path only.
+   * bump of one of its keys is within its grace (README "Soft bumps and stale-if-error"). Miss path only.
    * Undefined when the store has no soft bumps or a bump is pending.
    */
   lookupGrace(keys: readonly string[], versions: readonly string[], requestKey: string): GraceResult | undefined | Promise<GraceResult | undefined> {

@@ -26,7 +26,7 @@ export type GroupFunction = {
 }['group']
 
 /**
- * A group definition, in one of five forms (DESIGN §2):
+ * A group definition, in one of five forms (README "Group definitions"):
  * - `'posts'`: a name → `{ group: 'posts' }`
  * - `'user:userId'`: a name with value params → `{ group: 'user', userId: '42' }`
  * - `['userId', 'blogId']`: a list of params → `{ userId: '42', blogId: '7' }`

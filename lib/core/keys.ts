@@ -3,7 +3,7 @@ import type { CompiledGroup, GroupValues } from './groups.js'
 import { BoundedMemo, listBytes, stringBytes } from './memo.js'
 
 /**
- * The key scheme, in one place (DESIGN §3):
+ * The key scheme, in one place (README "How generational caching works"):
  *
  *   <prefix>:epoch          the epoch version (clear() bumps it)
  *   <prefix>:v:<digest>     the version of one group identity (a canonical mapping)

@@ -8,7 +8,7 @@ import type { HttpCache } from './http-cache.js'
 export interface CacheApi {
   /**
    * Bumps one group now. Resolves false when the store failed and the bump was
-   * kept for retry. `{ grace }` (seconds) makes it a soft bump (DESIGN §10).
+   * kept for retry. `{ grace }` (seconds) makes it a soft bump (README "Soft bumps and stale-if-error").
    */
   bump(def: GroupDef, values?: GroupValues, options?: BumpOptions): Promise<boolean>
   /**

@@ -5,7 +5,7 @@ const hits: string[] = []
 const ages: string[] = []
 const REUSED_SECONDS = 86_400
 
-/** RFC 9211 Cache-Status values, exactly as DESIGN §4 lists them. */
+/** RFC 9211 Cache-Status values, as the README documents them. */
 export const CACHE_STATUS = {
   stored: 'groupcache; fwd=miss; stored',
   miss: 'groupcache; fwd=miss',

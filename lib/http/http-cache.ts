@@ -249,7 +249,7 @@ export class HttpCache {
   }
 
   /**
-   * CDN headers for a GET or HEAD response of a cached route (DESIGN §9):
+   * CDN headers for a GET or HEAD response of a cached route (README "Behind a CDN"):
    * the names of its groups and of its route generation (which
    * `bumpRoute(pattern)` purges), and its edge ttl when this cache `kept` it
    * (a hit, a stored miss). Never part of a stored entry: set on every
@@ -573,7 +573,7 @@ export class HttpCache {
   }
 
   /**
-   * Fleet-wide single flight (DESIGN §10): this process's leader for a cold
+   * Fleet-wide single flight (README "Fleet-wide single flight"): this process's leader for a cold
    * miss asks the store which process runs the handler. Holding the lease, it
    * runs it (the lease is released after the write); woken by the holder's
    * release, it re-reads the entry and serves it, with this process's

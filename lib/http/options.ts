@@ -29,7 +29,7 @@ export interface GroupcacheOptions extends GenerationalCacheOptions {
   coalesceTimeout?: number
   /**
    * Name each response of a cached route's groups for a CDN or reverse proxy
-   * in front (DESIGN §9, README "Behind a CDN"): `true` for RFC 9875
+   * in front (README "Behind a CDN"): `true` for RFC 9875
    * `Cache-Groups` only, or {@link CdnOptions} (`headers`, `namespace`,
    * `edgeTtl`, `invalidationHeader`). A mutation's response then names the
    * groups it bumped in `Cache-Group-Invalidation`. A route opts out with its

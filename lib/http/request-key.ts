@@ -51,7 +51,7 @@ function canonicalValue(value: unknown, depth: number): unknown {
 }
 
 /**
- * The query as the framework parsed it for the handler (DESIGN §3), in
+ * The query as the framework parsed it for the handler (README "HTTP rules"), in
  * canonical form: params sorted by name, filtered by the route's allowlist.
  * Two queries the handler sees differently never share a key, and two that
  * it sees alike (`?b=1&a=2`, `?a=2&b=1`) do.
@@ -103,7 +103,7 @@ export interface KeyParts {
 }
 
 /**
- * The request key (DESIGN §3): the route's config and constraints fingerprint,
+ * The request key (README "HTTP rules"): the route's config and constraints fingerprint,
  * the host (lower-cased), the path, the canonical query and the normalized
  * values of the headers the route varies on (declared, then learned from its
  * responses), JSON-encoded so no two requests share a key by accident.

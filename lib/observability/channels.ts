@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks'
 import type { BreakerState } from '../core/breaker.js'
 
 /**
- * What groupcache publishes on `node:diagnostics_channel` (DESIGN §8). The
+ * What groupcache publishes on `node:diagnostics_channel` (README "Observability"). The
  * names are stable API: metrics and tracing attach there, never to internals.
  *
  * Publishing costs one boolean check when nobody subscribes: every helper

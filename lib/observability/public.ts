@@ -1,4 +1,4 @@
-/** What users import to observe a cache (DESIGN §8): channel names, typed subscribe helpers, message and stats types. */
+/** What users import to observe a cache (README "Observability"): channel names, typed subscribe helpers, message and stats types. */
 export {
   CHANNELS,
   subscribeLookups,

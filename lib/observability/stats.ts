@@ -109,7 +109,7 @@ export interface StoreSize {
   readonly versions?: number
 }
 
-/** Everything `stats()` reports (DESIGN §8). */
+/** Everything `stats()` reports (README "Observability"). */
 export interface GroupcacheStats extends CacheStats {
   /** hits / (hits + misses) over every lookup of this cache (HTTP and function cache); null before the first. */
   readonly hitRatio: number | null

@@ -55,7 +55,7 @@ function streamOf(node: Redis): Socket | undefined {
 }
 
 /**
- * Versions never go back (DESIGN §3), across Redis restarts from RDB/AOF,
+ * Versions never go back (README "Redis in production"), across Redis restarts from RDB/AOF,
  * replica promotions and Sentinel or Cluster failovers.
  *
  * Each server the store reads from keeps, in a key of its own data

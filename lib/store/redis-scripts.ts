@@ -1,6 +1,6 @@
 /**
  * Lua run inside Redis, only off the hit path: seeding missing versions (on a
- * lookup's second round trip) and bumps. A hit is a plain MGET (DESIGN §3).
+ * lookup's second round trip) and bumps. A hit is a plain MGET (README "Redis").
  * Every key a script touches is in KEYS, so an ioredis `keyPrefix` applies
  * and a Cluster routes it (the Cluster path sends one key per script).
  *

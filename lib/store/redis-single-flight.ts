@@ -6,7 +6,7 @@ import type { Lease, SingleFlight, WaitOutcome } from './store.js'
 export type { Lease, WaitOutcome } from './store.js'
 
 /**
- * Fleet-wide single flight on Redis (DESIGN §10): when many processes miss the
+ * Fleet-wide single flight on Redis (README "Fleet-wide single flight"): when many processes miss the
  * same entry at once, one of them holds a short lease and runs the handler;
  * the others wait to be woken, then read the entry it stored.
  *

@@ -26,7 +26,7 @@ export interface RedisStoreOptions {
    */
   memoBytes?: number
   /**
-   * Fleet-wide single flight (DESIGN §10): concurrent cold misses for one
+   * Fleet-wide single flight (README "Fleet-wide single flight"): concurrent cold misses for one
    * entry across processes run the handler once. The process that leads
    * takes a short lease in Redis (one script per cold miss: SET NX PX) and
    * releases it after storing the entry (one script: DEL + PUBLISH); the
@@ -61,7 +61,7 @@ const POLICY_ADVICE: Record<string, string> = {
 }
 
 /**
- * A store on Redis, a single node or a Cluster (DESIGN §7).
+ * A store on Redis, a single node or a Cluster (README "Redis").
  *
  * Keys: `<prefix>:epoch` and `<prefix>:v:<digest>` hold versions (no TTL, a few
  * bytes each); `<prefix>:e:<sha1>` hold entries as raw bytes, always with PX.
@@ -69,7 +69,7 @@ const POLICY_ADVICE: Record<string, string> = {
  * Every key is named in a plain command or in a script's KEYS, so an ioredis
  * `keyPrefix` applies to all of them, and entry keys are derived in JS.
  *
- * Lookup (DESIGN §3): the store remembers the version it last saw for each
+ * Lookup (README "Redis"): the store remembers the version it last saw for each
  * version key (bounded by `memoBytes`). A steady-state hit is ONE plain MGET of
  * the version keys and the entry key the remembered versions lead to; when the
  * versions Redis returns equal the remembered ones, the entry read in the same

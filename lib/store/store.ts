@@ -79,7 +79,7 @@ export interface Store {
   /**
    * Called by every cache (Generations) started on this store, before its
    * first call: which epoch the store must move when its server's identity
-   * changes (DESIGN §3: versions never go back), and where it reports its
+   * changes (versions never go back: README "Redis in production"), and where it reports its
    * own faults (rate-limited through the cache).
    */
   attach?(context: StoreContext): void
@@ -93,7 +93,7 @@ export interface Store {
    */
   readonly local?: boolean
   /**
-   * Fleet-wide single flight (DESIGN §10), on a store that offers it
+   * Fleet-wide single flight (README "Fleet-wide single flight"), on a store that offers it
    * (`RedisStore` with its `singleFlight` option): a cold miss that leads in
    * its own process asks here before running the handler, so one process of
    * the fleet runs it. Undefined when the store has none (the memory store:
